@@ -1,0 +1,243 @@
+// Batched top-k selection with exclusion, fused with blocked scoring.
+//
+// Two entry points:
+//   topk_scores: rows of a dense score block (n x m) -> k best (index, score) per row.
+//   topk_dot:    queries (n x f) . items (m x f)^T scored tile by tile with a BLAS sgemm
+//                (query block x item block, so n x m is never materialised) and reduced
+//                into per-query bounded heaps as each tile is produced.
+//
+// Order: best first; equal scores are broken by the lower item index. Items excluded for a
+// row (CSR of sorted indices), items not allowed by the global mask, and items whose score
+// is -inf or NaN are never returned. Rows with fewer than k candidates are padded with
+// index -1 and score -inf.
+//
+// The kernels take raw pointers and assume validated input (bindings.cpp checks).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tastebud {
+
+// Fortran BLAS sgemm, as exported by scipy.linalg.cython_blas (column-major).
+using sgemm_fn = void (*)(const char *transa, const char *transb, const int *m, const int *n,
+                          const int *k, const float *alpha, const float *a, const int *lda,
+                          const float *b, const int *ldb, const float *beta, float *c,
+                          const int *ldc);
+
+inline int resolve_threads(int num_threads) {
+#ifdef _OPENMP
+    return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    (void)num_threads;
+    return 1;
+#endif
+}
+
+// Runs body(i) for i in [0, n) over threads; the first exception thrown is rethrown after the join.
+template <class Body>
+void parallel_for(int64_t n, int num_threads, Body body) {
+    std::exception_ptr error = nullptr;
+    std::mutex error_mutex;
+    int threads = resolve_threads(num_threads);
+    if (n <= 1) threads = 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+    for (int64_t i = 0; i < n; ++i) {
+        try {
+            body(i);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// A bounded heap holding the k best (score, index) pairs seen so far. The root is the worst
+// kept pair: lowest score, and among equal scores the highest index. Because candidates are
+// offered in increasing index order, a candidate equal to the root's score is never better,
+// so the hot loop only needs `score > threshold()`.
+struct TopKHeap {
+    float *score;
+    int64_t *index;
+    int k;
+    int size = 0;
+
+    TopKHeap(float *s, int64_t *i, int k_) : score(s), index(i), k(k_) {}
+
+    static bool worse(float sa, int64_t ia, float sb, int64_t ib) {
+        return sa < sb || (sa == sb && ia > ib);
+    }
+
+    float threshold() const {
+        return size < k ? -std::numeric_limits<float>::infinity() : score[0];
+    }
+
+    void push(float s, int64_t i) {
+        if (size < k) {
+            int pos = size++;
+            while (pos > 0) {  // sift up
+                int parent = (pos - 1) / 2;
+                if (!worse(s, i, score[parent], index[parent])) break;
+                score[pos] = score[parent];
+                index[pos] = index[parent];
+                pos = parent;
+            }
+            score[pos] = s;
+            index[pos] = i;
+            return;
+        }
+        if (!worse(score[0], index[0], s, i)) return;
+        int pos = 0;  // replace root, sift down
+        for (;;) {
+            int child = 2 * pos + 1;
+            if (child >= k) break;
+            if (child + 1 < k && worse(score[child + 1], index[child + 1], score[child], index[child]))
+                ++child;
+            if (!worse(score[child], index[child], s, i)) break;
+            score[pos] = score[child];
+            index[pos] = index[child];
+            pos = child;
+        }
+        score[pos] = s;
+        index[pos] = i;
+    }
+
+    // Sorts best first and pads with (-1, -inf).
+    void finish() {
+        std::vector<std::pair<float, int64_t>> items(size);
+        for (int j = 0; j < size; ++j) items[j] = {score[j], index[j]};
+        std::sort(items.begin(), items.end(), [](const auto &a, const auto &b) {
+            return a.first > b.first || (a.first == b.first && a.second < b.second);
+        });
+        for (int j = 0; j < size; ++j) {
+            score[j] = items[j].first;
+            index[j] = items[j].second;
+        }
+        for (int j = size; j < k; ++j) {
+            score[j] = -std::numeric_limits<float>::infinity();
+            index[j] = -1;
+        }
+    }
+};
+
+// Offers row scores[0..len) (item indices offset..offset+len) to the heap. Excluded items must
+// already be set to -inf. Chunks whose every score is <= the threshold are skipped with one
+// vectorisable compare-and-count, which is what keeps selection cheap next to the GEMM.
+inline void offer_row(TopKHeap &heap, const float *scores, int64_t len, int64_t offset) {
+    constexpr int64_t chunk = 32;
+    int64_t j = 0;
+    for (; j + chunk <= len; j += chunk) {
+        const float thr = heap.threshold();
+        const float *s = scores + j;
+        int above = 0;
+        for (int64_t t = 0; t < chunk; ++t) above += s[t] > thr;
+        if (above == 0) continue;
+        for (int64_t t = 0; t < chunk; ++t)
+            if (s[t] > heap.threshold()) heap.push(s[t], offset + j + t);
+    }
+    for (; j < len; ++j)
+        if (scores[j] > heap.threshold()) heap.push(scores[j], offset + j);
+}
+
+struct Exclusions {
+    const int64_t *indptr = nullptr;   // n_rows + 1, or null for none
+    const int32_t *indices = nullptr;  // sorted within each row
+    const uint8_t *allowed = nullptr;  // m, 1 = candidate; null = all
+};
+
+// Sets to -inf the scores of row r's excluded items that fall inside [begin, end).
+// `cursor` remembers how far into the row's sorted exclusion list earlier blocks got.
+inline void mask_block(float *tile_row, int64_t begin, int64_t end, const Exclusions &ex,
+                       int64_t row, int64_t &cursor) {
+    const float ninf = -std::numeric_limits<float>::infinity();
+    if (ex.indptr) {
+        const int64_t stop = ex.indptr[row + 1];
+        while (cursor < stop && ex.indices[cursor] < end) {
+            const int64_t item = ex.indices[cursor];
+            if (item >= begin) tile_row[item - begin] = ninf;
+            ++cursor;
+        }
+    }
+    if (ex.allowed) {
+        for (int64_t j = begin; j < end; ++j)
+            if (!ex.allowed[j]) tile_row[j - begin] = ninf;
+    }
+    // NaN never wins: `s > thr` is false for NaN, so nothing to do here.
+}
+
+// Top-k of each row of a dense score block (n x m, row-major).
+inline void topk_scores(const float *scores, int64_t n, int64_t m, int k, const Exclusions &ex,
+                        int64_t *out_index, float *out_score, int num_threads) {
+    const int64_t rows_per_task = 64;
+    const int64_t tasks = (n + rows_per_task - 1) / rows_per_task;
+    parallel_for(tasks, n <= 4 * rows_per_task ? 1 : num_threads, [&](int64_t task) {
+        std::vector<float> row(m);
+        const int64_t r_end = std::min(n, (task + 1) * rows_per_task);
+        for (int64_t r = task * rows_per_task; r < r_end; ++r) {
+            std::copy(scores + r * m, scores + (r + 1) * m, row.begin());
+            int64_t cursor = ex.indptr ? ex.indptr[r] : 0;
+            mask_block(row.data(), 0, m, ex, r, cursor);
+            TopKHeap heap(out_score + r * k, out_index + r * k, k);
+            offer_row(heap, row.data(), m, 0);
+            heap.finish();
+        }
+    });
+}
+
+// Top-k of queries . items^T (queries n x f, items m x f, both row-major float32), optionally
+// plus a per-item bias added to every score (for models with item biases).
+inline void topk_dot(const float *queries, int64_t n, const float *items, int64_t m, int f,
+                     const float *item_bias, int k, const Exclusions &ex, int64_t *out_index,
+                     float *out_score, int num_threads, sgemm_fn sgemm, int query_block,
+                     int item_block) {
+    const int64_t qb = std::max(1, query_block);
+    const int64_t ib = std::max<int64_t>(1, std::min<int64_t>(item_block, m));
+    const int64_t tasks = (n + qb - 1) / qb;
+    parallel_for(tasks, num_threads, [&](int64_t task) {
+        const int64_t q0 = task * qb;
+        const int64_t q1 = std::min(n, q0 + qb);
+        const int nq = static_cast<int>(q1 - q0);
+        std::vector<float> tile(static_cast<size_t>(ib) * nq);
+        std::vector<int64_t> cursor(nq);
+        std::vector<TopKHeap> heaps;
+        heaps.reserve(nq);
+        for (int q = 0; q < nq; ++q) {
+            heaps.emplace_back(out_score + (q0 + q) * k, out_index + (q0 + q) * k, k);
+            cursor[q] = ex.indptr ? ex.indptr[q0 + q] : 0;
+        }
+        for (int64_t i0 = 0; i0 < m; i0 += ib) {
+            const int64_t i1 = std::min(m, i0 + ib);
+            const int ni = static_cast<int>(i1 - i0);
+            // Column-major view: tile (ni x nq, ld = ni) = items_blk (ni x f) * queries_blk^T.
+            // Read row-major, tile[q * ni + j] = score of query q0+q against item i0+j.
+            const float one = 1.0f, zero = 0.0f;
+            const char trans = 'T', notrans = 'N';
+            if (f > 0) {
+                sgemm(&trans, &notrans, &ni, &nq, &f, &one, items + i0 * f, &f, queries + q0 * f,
+                      &f, &zero, tile.data(), &ni);
+            } else {
+                std::fill(tile.begin(), tile.begin() + static_cast<int64_t>(ni) * nq, 0.0f);
+            }
+            for (int q = 0; q < nq; ++q) {
+                float *row = tile.data() + static_cast<int64_t>(q) * ni;
+                if (item_bias)
+                    for (int j = 0; j < ni; ++j) row[j] += item_bias[i0 + j];
+                mask_block(row, i0, i1, ex, q0 + q, cursor[q]);
+                offer_row(heaps[q], row, ni, i0);
+            }
+        }
+        for (auto &h : heaps) h.finish();
+    });
+}
+
+}  // namespace tastebud

@@ -1,0 +1,8 @@
+"""Data layer: interactions, side features, splits and data sets."""
+
+from . import datasets, split
+from ._features import Features
+from ._interactions import Interactions
+from ._vocabulary import Vocabulary
+
+__all__ = ["Features", "Interactions", "Vocabulary", "datasets", "split"]
