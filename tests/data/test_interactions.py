@@ -122,9 +122,9 @@ def test_fixed_id_space():
     assert inter.users is users
     assert inter.items.ids_array.tolist() == [2, 1, 9]
     np.testing.assert_array_equal(inter.matrix.toarray(), [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
-    with pytest.raises(KeyError, match="unknown user id.*'z'"):
+    with pytest.raises(KeyError, match=r"unknown user id.*'z'"):
         Interactions.from_arrays(["z"], [1], user_ids=users)
-    with pytest.raises(KeyError, match="unknown item id.*7"):
+    with pytest.raises(KeyError, match=r"unknown item id.*7"):
         Interactions.from_arrays(["a"], [7], item_ids=[1, 2])
 
 

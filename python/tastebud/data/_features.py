@@ -21,7 +21,7 @@ def _names_array(names: Any) -> np.ndarray:
 
 
 def _entity_vocab(ids: Any) -> Vocabulary:
-    return _as_vocabulary(ids, "id")
+    return _as_vocabulary(ids, "entity")
 
 
 def _check_len(values: Any, n: int, name: str) -> None:

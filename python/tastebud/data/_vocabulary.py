@@ -119,9 +119,7 @@ class Vocabulary:
         more = ", ..." if len(self) > 3 else ""
         return f"Vocabulary({self.name}, n={len(self)}: [{head}{more}])"
 
-    def index(
-        self, ids: Any, *, missing: Literal["error", "negative"] = "error"
-    ) -> np.ndarray:
+    def index(self, ids: Any, *, missing: Literal["error", "negative"] = "error") -> np.ndarray:
         """Map raw ids to indices (int64).
 
         Parameters
