@@ -194,49 +194,105 @@ inline void topk_scores(const float *scores, int64_t n, int64_t m, int k, const 
     });
 }
 
+// Scores queries [q0, q1) against items [i_begin, i_end) tile by tile and offers each tile to the
+// given heaps (one per query, already holding earlier candidates of the same queries).
+inline void score_range(const float *queries, int64_t q0, int64_t q1, const float *items,
+                        int64_t i_begin, int64_t i_end, int f, const float *item_bias,
+                        const Exclusions &ex, std::vector<TopKHeap> &heaps, sgemm_fn sgemm,
+                        int64_t ib, std::vector<float> &tile) {
+    const int nq = static_cast<int>(q1 - q0);
+    std::vector<int64_t> cursor(nq);
+    for (int q = 0; q < nq; ++q) {
+        cursor[q] = 0;
+        if (ex.indptr) {  // first exclusion >= i_begin
+            const int32_t *lo = ex.indices + ex.indptr[q0 + q];
+            const int32_t *hi = ex.indices + ex.indptr[q0 + q + 1];
+            cursor[q] = std::lower_bound(lo, hi, static_cast<int32_t>(i_begin)) - ex.indices;
+        }
+    }
+    tile.resize(static_cast<size_t>(ib) * nq);
+    for (int64_t i0 = i_begin; i0 < i_end; i0 += ib) {
+        const int64_t i1 = std::min(i_end, i0 + ib);
+        const int ni = static_cast<int>(i1 - i0);
+        // Column-major view: tile (ni x nq, ld = ni) = items_blk (ni x f) * queries_blk^T.
+        // Read row-major, tile[q * ni + j] = score of query q0+q against item i0+j.
+        const float one = 1.0f, zero = 0.0f;
+        const char trans = 'T', notrans = 'N';
+        if (f > 0) {
+            sgemm(&trans, &notrans, &ni, &nq, &f, &one, items + i0 * f, &f, queries + q0 * f, &f,
+                  &zero, tile.data(), &ni);
+        } else {
+            std::fill(tile.begin(), tile.begin() + static_cast<int64_t>(ni) * nq, 0.0f);
+        }
+        for (int q = 0; q < nq; ++q) {
+            float *row = tile.data() + static_cast<int64_t>(q) * ni;
+            if (item_bias)
+                for (int j = 0; j < ni; ++j) row[j] += item_bias[i0 + j];
+            mask_block(row, i0, i1, ex, q0 + q, cursor[q]);
+            offer_row(heaps[q], row, ni, i0);
+        }
+    }
+}
+
 // Top-k of queries . items^T (queries n x f, items m x f, both row-major float32), optionally
 // plus a per-item bias added to every score (for models with item biases).
+//
+// Work is split into query blocks; when there are too few query blocks to keep every thread
+// busy (e.g. one user against a million items), the item range is split as well, each piece
+// keeps its own partial heaps, and the pieces are merged per query at the end.
 inline void topk_dot(const float *queries, int64_t n, const float *items, int64_t m, int f,
                      const float *item_bias, int k, const Exclusions &ex, int64_t *out_index,
                      float *out_score, int num_threads, sgemm_fn sgemm, int query_block,
                      int item_block) {
     const int64_t qb = std::max(1, query_block);
     const int64_t ib = std::max<int64_t>(1, std::min<int64_t>(item_block, m));
-    const int64_t tasks = (n + qb - 1) / qb;
-    parallel_for(tasks, num_threads, [&](int64_t task) {
-        const int64_t q0 = task * qb;
-        const int64_t q1 = std::min(n, q0 + qb);
-        const int nq = static_cast<int>(q1 - q0);
-        std::vector<float> tile(static_cast<size_t>(ib) * nq);
-        std::vector<int64_t> cursor(nq);
+    const int64_t q_tasks = (n + qb - 1) / qb;
+    const int threads = resolve_threads(num_threads);
+    const int64_t item_tiles = (m + ib - 1) / ib;
+    int64_t splits = 1;
+    if (q_tasks < 2 * threads && item_tiles > 1)
+        splits = std::min<int64_t>(item_tiles, (2 * threads + q_tasks - 1) / q_tasks);
+    if (splits == 1) {
+        parallel_for(q_tasks, threads, [&](int64_t task) {
+            const int64_t q0 = task * qb, q1 = std::min(n, q0 + qb);
+            std::vector<TopKHeap> heaps;
+            heaps.reserve(q1 - q0);
+            for (int64_t q = q0; q < q1; ++q) heaps.emplace_back(out_score + q * k, out_index + q * k, k);
+            std::vector<float> tile;
+            score_range(queries, q0, q1, items, 0, m, f, item_bias, ex, heaps, sgemm, ib, tile);
+            for (auto &h : heaps) h.finish();
+        });
+        return;
+    }
+    // Partial results: [split][query][k].
+    const int64_t tiles_per_split = (item_tiles + splits - 1) / splits;
+    std::vector<float> part_score(static_cast<size_t>(splits) * n * k);
+    std::vector<int64_t> part_index(static_cast<size_t>(splits) * n * k);
+    std::vector<int> part_size(static_cast<size_t>(splits) * n, 0);
+    parallel_for(q_tasks * splits, threads, [&](int64_t task) {
+        const int64_t s = task % splits, qt = task / splits;
+        const int64_t q0 = qt * qb, q1 = std::min(n, q0 + qb);
+        const int64_t i_begin = std::min(m, s * tiles_per_split * ib);
+        const int64_t i_end = std::min(m, (s + 1) * tiles_per_split * ib);
         std::vector<TopKHeap> heaps;
-        heaps.reserve(nq);
-        for (int q = 0; q < nq; ++q) {
-            heaps.emplace_back(out_score + (q0 + q) * k, out_index + (q0 + q) * k, k);
-            cursor[q] = ex.indptr ? ex.indptr[q0 + q] : 0;
+        heaps.reserve(q1 - q0);
+        for (int64_t q = q0; q < q1; ++q)
+            heaps.emplace_back(part_score.data() + (s * n + q) * k,
+                               part_index.data() + (s * n + q) * k, k);
+        std::vector<float> tile;
+        if (i_begin < i_end)
+            score_range(queries, q0, q1, items, i_begin, i_end, f, item_bias, ex, heaps, sgemm, ib,
+                        tile);
+        for (int64_t q = q0; q < q1; ++q) part_size[s * n + q] = heaps[q - q0].size;
+    });
+    parallel_for(n, threads, [&](int64_t q) {
+        TopKHeap heap(out_score + q * k, out_index + q * k, k);
+        for (int64_t s = 0; s < splits; ++s) {
+            const float *ps = part_score.data() + (s * n + q) * k;
+            const int64_t *pi = part_index.data() + (s * n + q) * k;
+            for (int j = 0; j < part_size[s * n + q]; ++j) heap.push(ps[j], pi[j]);
         }
-        for (int64_t i0 = 0; i0 < m; i0 += ib) {
-            const int64_t i1 = std::min(m, i0 + ib);
-            const int ni = static_cast<int>(i1 - i0);
-            // Column-major view: tile (ni x nq, ld = ni) = items_blk (ni x f) * queries_blk^T.
-            // Read row-major, tile[q * ni + j] = score of query q0+q against item i0+j.
-            const float one = 1.0f, zero = 0.0f;
-            const char trans = 'T', notrans = 'N';
-            if (f > 0) {
-                sgemm(&trans, &notrans, &ni, &nq, &f, &one, items + i0 * f, &f, queries + q0 * f,
-                      &f, &zero, tile.data(), &ni);
-            } else {
-                std::fill(tile.begin(), tile.begin() + static_cast<int64_t>(ni) * nq, 0.0f);
-            }
-            for (int q = 0; q < nq; ++q) {
-                float *row = tile.data() + static_cast<int64_t>(q) * ni;
-                if (item_bias)
-                    for (int j = 0; j < ni; ++j) row[j] += item_bias[i0 + j];
-                mask_block(row, i0, i1, ex, q0 + q, cursor[q]);
-                offer_row(heaps[q], row, ni, i0);
-            }
-        }
-        for (auto &h : heaps) h.finish();
+        heap.finish();
     });
 }
 

@@ -180,3 +180,21 @@ def test_concurrent_calls_agree():
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(factor_problems(), st.integers(1, 9), st.integers(1, 64), st.sampled_from([1, 2, 3]))
+def test_blocking_and_item_splits_match_reference(problem, query_block, item_block, threads):
+    """Tiny tiles force many item tiles and the split-and-merge path over items."""
+    from tastebud.search import _core, as_exclusion_csr, blas_single_thread
+
+    q, it, k, excl = problem
+    csr = as_exclusion_csr(excl, q.shape[0], it.shape[0])
+    with blas_single_thread():
+        idx, sc = _core().topk_dot(
+            q, it, None, k, csr.indptr.astype(np.int64), csr.indices.astype(np.int32), None,
+            threads, query_block, item_block,
+        )
+    ref_idx, ref_sc = topk_reference(q @ it.T, k, excl)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(sc, ref_sc)
