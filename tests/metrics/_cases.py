@@ -24,8 +24,10 @@ def to_csr(rel: list[dict[int, float]], n_items: int) -> sp.csr_array:
     cols = [i for d in rel for i in d]
     vals = [g for d in rel for g in d.values()]
     return sp.csr_array(
-        (np.asarray(vals, dtype=np.float64), (np.asarray(rows, dtype=np.int64),
-                                              np.asarray(cols, dtype=np.int64))),
+        (
+            np.asarray(vals, dtype=np.float64),
+            (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)),
+        ),
         shape=(len(rel), n_items),
     )
 

@@ -72,6 +72,22 @@ def _chunk_bounds(c, n_chunks, n):  # pragma: no cover - compiled
     return (c * n) // n_chunks, ((c + 1) * n) // n_chunks
 
 
+@numba.njit(cache=True, nogil=True)
+def _sort_small(a, n):  # pragma: no cover - compiled
+    """Sort ``a[:n]`` in place: insertion sort for short rows (no allocation — Numba's
+    ``ndarray.sort`` allocates a work stack on every call), ``ndarray.sort`` beyond."""
+    if n > 24:
+        a[:n].sort()
+        return
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
 # ---------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------
@@ -98,10 +114,9 @@ def _validate_rows(recommended, k, n_items, n_chunks, flags):  # pragma: no cove
                     break
                 scratch[j] = v
             if flag == 0 and m > 1:
-                row = scratch[:m]
-                row.sort()
+                _sort_small(scratch, m)
                 for j in range(1, m):
-                    if row[j] >= 0 and row[j] == row[j - 1]:
+                    if scratch[j] >= 0 and scratch[j] == scratch[j - 1]:
                         flag = 2
                         break
             flags[u] = flag
@@ -117,9 +132,21 @@ validate_rows_parallel = numba.njit(**_PARALLEL)(_validate_rows)
 
 
 def _ranking_components(
-    recommended, k, indptr, indices, data, gain_mode, discounts, max_nnz, n_chunks, out
+    recommended,
+    k,
+    n_items,
+    indptr,
+    indices,
+    data,
+    gain_mode,
+    discounts,
+    max_nnz,
+    use_marker,
+    n_chunks,
+    out,
+    flags,
 ):  # pragma: no cover - compiled
-    """Per-user sufficient statistics of the top-k ranking metrics.
+    """Per-user sufficient statistics of the top-k ranking metrics, validation fused in.
 
     Writes ``out[u] = (hits, returned, dcg, idcg, ap_sum, rr, n_relevant)``:
 
@@ -127,19 +154,36 @@ def _ranking_components(
     - ``dcg = Σ_{i≤k} g_i / log2(i + 1)`` with ``g_i`` the gain of the item at
       rank ``i`` (1 for binary, ``v`` linear, ``2^v − 1`` exponential);
     - ``idcg`` = the same sum over the ``min(k, n_relevant)`` largest gains;
-    - ``ap_sum = Σ_{i≤k} P@i · rel_i``; ``rr = 1 / rank`` of the first hit or 0.
+    - ``ap_sum = Σ_{i≤k} P@i · rel_i``; ``rr = 1 / rank`` of the first hit or 0;
 
+    and ``flags[u]`` = 0 valid, 1 item outside ``[-1, n_items)``, 2 repeated item
+    (``out[u]`` is then unspecified: the caller raises).
+
+    Membership: with ``use_marker`` each chunk keeps two ``n_items`` arrays —
+    ``pos_mark[i]`` = CSR position of relevant item ``i`` (a position in
+    ``[indptr[u], indptr[u+1])`` can only have been written for user ``u``, so the
+    array never needs clearing) and ``list_mark[i]`` = last user whose list held
+    ``i`` (duplicate test). Without it (catalogue much larger than the work):
+    binary search in the sorted CSR row and a sort of the list prefix for duplicates.
     ``discounts[i] = 1 / log2(i + 2)`` must cover ``max(min(k, width), min(k, max_nnz))``.
     """
     n_users = recommended.shape[0]
     m = min(k, recommended.shape[1])
     for c in numba.prange(n_chunks):
         lo, hi = _chunk_bounds(c, n_chunks, n_users)
+        size = n_items if use_marker else 1
+        pos_mark = np.full(size, -1, dtype=np.int64)
+        list_mark = np.full(size, -1, dtype=np.int64)
         scratch = np.empty(max_nnz if gain_mode != 0 else 1, dtype=np.float64)
+        listed = np.empty(max(m, 1), dtype=np.int64)
         for u in range(lo, hi):
             s = indptr[u]
             e = indptr[u + 1]
             n_rel = e - s
+            if use_marker:
+                for p in range(s, e):
+                    pos_mark[indices[p]] = p
+            flag = 0
             hits = 0
             returned = 0
             dcg = 0.0
@@ -148,9 +192,24 @@ def _ranking_components(
             for j in range(m):
                 item = recommended[u, j]
                 if item < 0:
+                    if item < -1:
+                        flag = 1
+                        break
                     continue
+                if item >= n_items:
+                    flag = 1
+                    break
+                if use_marker:
+                    if list_mark[item] == u:
+                        flag = 2
+                    list_mark[item] = u
+                    p = pos_mark[item]
+                    if p < s or p >= e:
+                        p = -1
+                else:
+                    listed[returned] = item
+                    p = _find(indices, s, e, item)
                 returned += 1
-                p = _find(indices, s, e, item)
                 if p >= 0:
                     hits += 1
                     if gain_mode == 0:
@@ -163,18 +222,24 @@ def _ranking_components(
                     ap_sum += hits / (j + 1.0)
                     if hits == 1:
                         rr = 1.0 / (j + 1.0)
+            if flag == 0 and not use_marker and returned > 1:
+                _sort_small(listed, returned)
+                for j in range(1, returned):
+                    if listed[j] == listed[j - 1]:
+                        flag = 2
+                        break
+            flags[u] = flag
             t = min(k, n_rel)
             idcg = 0.0
             if gain_mode == 0:
                 for i in range(t):
                     idcg += discounts[i]
             elif t > 0:
-                row = scratch[:n_rel]
                 for i in range(n_rel):
-                    row[i] = data[s + i]
-                row.sort()
+                    scratch[i] = data[s + i]
+                _sort_small(scratch, n_rel)
                 for i in range(t):
-                    v = row[n_rel - 1 - i]
+                    v = scratch[n_rel - 1 - i]
                     g = v if gain_mode == 1 else 2.0**v - 1.0
                     idcg += g * discounts[i]
             out[u, 0] = hits
@@ -233,7 +298,7 @@ def _auc_full(
             n_pos = re - rs
             for i in range(n_pos):
                 pos[i] = scores[u, rel_indices[rs + i]]
-            pos[:n_pos].sort()
+            _sort_small(pos, n_pos)
             xs = ex_indptr[u]
             xe = ex_indptr[u + 1]
             pr = rs
@@ -270,8 +335,16 @@ def _splitmix64(x):  # pragma: no cover - compiled
 
 
 def _auc_sampled(
-    scores, rel_indptr, rel_indices, ex_indptr, ex_indices, n_negatives, seed, max_nnz,
-    n_chunks, out,
+    scores,
+    rel_indptr,
+    rel_indices,
+    ex_indptr,
+    ex_indices,
+    n_negatives,
+    seed,
+    max_nnz,
+    n_chunks,
+    out,
 ):  # pragma: no cover - compiled
     """Per-user AUC against ``n_negatives`` negatives drawn uniformly with replacement.
 
@@ -310,15 +383,15 @@ def _auc_sampled(
                 continue
             for i in range(n_pos):
                 pos[i] = scores[u, rel_indices[rs + i]]
-            pos[:n_pos].sort()
+            _sort_small(pos, n_pos)
             state = _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(u)))
             for d in range(n_negatives):
                 state = _splitmix64(state)
                 # 53 random bits -> uniform float in [0, 1) -> integer in [0, n_avail)
                 r = np.int64((state >> np.uint64(11)) * (1.0 / 9007199254740992.0) * n_avail)
                 draws[d] = min(r, n_avail - 1)
-            dr = draws[:n_negatives]
-            dr.sort()
+            _sort_small(draws, n_negatives)
+            dr = draws
             a = rs
             b = xs
             consumed = 0

@@ -47,13 +47,19 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 
 
 def check_recommended(
-    recommended: Any, n_items: int, k: int | None, name: str = "recommended"
+    recommended: Any,
+    n_items: int,
+    k: int | None,
+    name: str = "recommended",
+    *,
+    check_rows: bool = True,
 ) -> np.ndarray:
     """Validate a ``(n_users, width)`` integer array of item indices.
 
     Returns a C-contiguous int32/int64 array. Only the evaluated prefix
     ``[:, :min(k, width)]`` is checked for range (``-1 <= v < n_items``) and
-    duplicates (``k=None`` means the whole width).
+    duplicates (``k=None`` means the whole width). ``check_rows=False`` skips those
+    two checks for callers whose kernel does them (then call :func:`raise_row_flags`).
     """
     if isinstance(recommended, (sp.spmatrix, sp.sparray)):
         raise TypeError(f"{name} must be a dense 2-D integer array; got a sparse matrix.")
@@ -71,12 +77,20 @@ def check_recommended(
         arr = arr.astype(np.int64)
     arr = np.ascontiguousarray(arr)
     width = arr.shape[1] if k is None else min(k, arr.shape[1])
-    if arr.shape[0] == 0 or width == 0:
+    if arr.shape[0] == 0 or width == 0 or not check_rows:
         return arr
     parallel = use_parallel(arr.shape[0] * width)
     flags = np.empty(arr.shape[0], dtype=np.int8)
     kernel = _k.validate_rows_parallel if parallel else _k.validate_rows_serial
     kernel(arr, width, n_items, n_chunks_for(arr.shape[0], parallel), flags)
+    raise_row_flags(arr, width, n_items, flags, name)
+    return arr
+
+
+def raise_row_flags(
+    arr: np.ndarray, width: int, n_items: int, flags: np.ndarray, name: str = "recommended"
+) -> None:
+    """Raise the ``ValueError`` for the first row flagged 1 (range) or 2 (duplicate)."""
     bad = np.flatnonzero(flags)
     if bad.size:
         u = int(bad[0])
@@ -92,7 +106,6 @@ def check_recommended(
             f"{name} must not repeat an item within a row; row {u} lists item "
             f"{int(vals[counts > 1][0])} more than once ({bad.size} bad row(s) in total)."
         )
-    return arr
 
 
 def check_csr(
@@ -120,17 +133,22 @@ def check_csr(
     data = csr.data
     if data.dtype.kind not in "biuf":
         raise TypeError(f"{name} values must be numeric; got dtype {data.dtype}.")
-    if data.dtype.kind == "f":
+    # one pass each for the common (clean) case; diagnose only on failure
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
         if np.isnan(data).any():
             raise ValueError(f"{name} values (gains) must not be NaN.")
-        if np.isinf(data).any():
-            raise ValueError(f"{name} values (gains) must be finite.")
-    if data.dtype.kind in "if" and (data < 0).any():
-        raise ValueError(f"{name} values (gains) must be >= 0; got {data.min()}.")
+        raise ValueError(f"{name} values (gains) must be finite.")
+    has_zero = False
+    if data.dtype.kind in "if" and not (data > 0).all():
+        if (data < 0).any():
+            raise ValueError(f"{name} values (gains) must be >= 0; got {data.min()}.")
+        has_zero = True
+    elif data.dtype.kind in "bu":
+        has_zero = not data.all()
     if not csr.has_canonical_format:
         csr = csr.copy()
         csr.sum_duplicates()
-    if (csr.data == 0).any():
+    if has_zero:
         csr = csr.copy()
         csr.eliminate_zeros()
     return csr

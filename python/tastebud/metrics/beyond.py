@@ -218,8 +218,10 @@ def intra_list_diversity(
     """
     _c.check_choice(reduce, "reduce", ("mean", "none"))
     is_sparse = isinstance(item_features, (sp.spmatrix, sp.sparray))
-    feats = sp.csr_array(item_features, dtype=np.float64) if is_sparse else np.asarray(
-        item_features, dtype=np.float64
+    feats = (
+        sp.csr_array(item_features, dtype=np.float64)
+        if is_sparse
+        else np.asarray(item_features, dtype=np.float64)
     )
     if feats.ndim != 2 or feats.shape[0] == 0:
         raise ValueError(
@@ -241,9 +243,7 @@ def intra_list_diversity(
     valid = rec >= 0
     rows = np.repeat(np.arange(n_users), valid.sum(axis=1))
     cols = rec[valid]
-    indicator = sp.csr_array(
-        (np.ones(cols.size), (rows, cols)), shape=(n_users, n_items)
-    )
+    indicator = sp.csr_array((np.ones(cols.size), (rows, cols)), shape=(n_users, n_items))
     sums = indicator @ unit
     if is_sparse:
         sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()

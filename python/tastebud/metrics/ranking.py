@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numba
 import numpy as np
 
 from tastebud.kernels import metrics as _k
@@ -52,6 +53,11 @@ PrecisionDenominator = Literal["k", "returned"]
 RecallDenominator = Literal["relevant", "min_k"]
 Empty = Literal["nan", "zero"]
 
+# The fused kernel uses n_items-sized marker arrays when
+# n_items <= _MARKER_WORK_FACTOR * (nnz + n_users * k) + _MARKER_SLACK, else binary search.
+_MARKER_WORK_FACTOR = 4
+_MARKER_SLACK = 4096
+
 
 def _components(
     recommended: Any, relevant: Any, k: int, gains: str, gain_function: str
@@ -62,7 +68,7 @@ def _components(
     _c.check_choice(gain_function, "gain_function", ("exponential", "linear"))
     rel = _c.check_csr(relevant, "relevant")
     n_users, n_items = rel.shape
-    rec = _c.check_recommended(recommended, n_items, k)
+    rec = _c.check_recommended(recommended, n_items, k, check_rows=False)
     if rec.shape[0] != n_users:
         raise ValueError(
             f"recommended has {rec.shape[0]} rows but relevant has {n_users} (n_users); "
@@ -79,12 +85,20 @@ def _components(
         mode = _k.GAIN_EXPONENTIAL if gain_function == "exponential" else _k.GAIN_LINEAR
         data = np.ascontiguousarray(rel.data, dtype=np.float64)
     out = np.empty((n_users, _k.N_RANKING_COLUMNS), dtype=np.float64)
+    flags = np.zeros(n_users, dtype=np.int8)
     parallel = _c.use_parallel(n_users * max(m, 1))
     kernel = _k.ranking_components_parallel if parallel else _k.ranking_components_serial
+    # One chunk per thread: each chunk owns two n_items marker arrays. Markers pay off
+    # unless the catalogue dwarfs the work (then: binary search in the CSR row).
+    n_chunks = numba.get_num_threads() if parallel else 1
+    n_chunks = max(1, min(n_chunks, n_users))
+    use_marker = n_items <= _MARKER_WORK_FACTOR * (rel.nnz + n_users * m) + _MARKER_SLACK
     kernel(
-        rec, k, rel.indptr, rel.indices, data, mode, discounts, max_nnz,
-        _c.n_chunks_for(n_users, parallel), out,
+        rec, k, n_items, rel.indptr, rel.indices, data, mode, discounts, max_nnz, use_marker,
+        n_chunks, out, flags,
     )  # fmt: skip
+    if m:
+        _c.raise_row_flags(rec, m, n_items, flags)
     return out, k
 
 
@@ -130,7 +144,14 @@ def ranking_metrics(
     recommended: Any,
     relevant: Any,
     k: int = 10,
-    metrics: tuple[str, ...] | list[str] = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate"),
+    metrics: tuple[str, ...] | list[str] = (
+        "precision",
+        "recall",
+        "ndcg",
+        "map",
+        "mrr",
+        "hit_rate",
+    ),
     *,
     gains: Gains = "binary",
     gain_function: GainFunction = "exponential",
@@ -222,9 +243,7 @@ def ranking_metrics(
     no_relevant = out[:, _k.N_RELEVANT] == 0
     result = {}
     for name in metrics:
-        values = _derive(
-            name, out, k, precision_denominator, recall_denominator, map_denominator
-        )
+        values = _derive(name, out, k, precision_denominator, recall_denominator, map_denominator)
         result[name] = _c.empty_rows_to(values, no_relevant, empty)
     return result
 
