@@ -184,10 +184,9 @@ def evaluate(
         elif metric == "gini":
             means[metric] = float(M.gini(recommended, n_items))
         elif metric == "personalization":
-            means[metric] = float(M.personalization(recommended, n_items))
+            means[metric] = float(M.personalization(recommended))
         elif metric == "novelty":
-            popularity = train.item_counts() / max(1, train.n_users)
-            means[metric] = float(M.novelty(recommended, popularity))
+            means[metric] = float(M.novelty(recommended, M.popularity_share(train.matrix)))
     rating = [m for m in metrics if m in _RATING]
     if rating:
         if not hasattr(model, "predict"):
