@@ -517,6 +517,9 @@ class Recommender:
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def _validate_loaded(self) -> None:
+        """Check loaded state beyond the generic shape checks (override; raise ValueError)."""
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to one file: ``.npz`` arrays plus a JSON header.
 
@@ -604,7 +607,12 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         params = header.get("params", {})
         if not isinstance(params, dict):
             raise ValueError(f"{os.fspath(path)!r} has malformed parameters.")
-        model = cls(**params)
+        try:
+            model = cls(**params)
+        except TypeError as exc:
+            raise ValueError(
+                f"{os.fspath(path)!r} has parameters {name} does not take: {exc}"
+            ) from exc
         model.users_ = Vocabulary(npz["vocab__users"], "user")
         model.items_ = Vocabulary(npz["vocab__items"], "item")
         shape = tuple(int(x) for x in npz["seen__shape"])
@@ -618,4 +626,28 @@ def load(path: str | os.PathLike[str]) -> Recommender:
             key = f"state__{attr}"
             setattr(model, attr, npz[key] if key in npz.files else None)
         model._set_extra_state(header.get("extra", {}))
+    _check_loaded_shapes(model, os.fspath(path))
     return model
+
+
+def _check_loaded_shapes(model: Recommender, path: str) -> None:
+    """Reject files whose learned arrays disagree with their vocabularies (corrupt or forged)."""
+    expected = {
+        "user_factors_": len(model.users_),
+        "user_bias_": len(model.users_),
+        "item_factors_": len(model.items_),
+        "item_bias_": len(model.items_),
+    }
+    for attr, rows in expected.items():
+        value = getattr(model, attr, None)
+        if isinstance(value, np.ndarray) and (value.ndim == 0 or value.shape[0] != rows):
+            raise ValueError(f"{path!r} is inconsistent: {attr} has shape {value.shape}.")
+    for attr in type(model)._fitted_arrays:
+        value = getattr(model, attr, None)
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not np.isfinite(value).all()
+        ):
+            raise ValueError(f"{path!r} is corrupt: {attr} holds NaN or infinite values.")
+    model._validate_loaded()

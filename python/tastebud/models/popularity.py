@@ -53,6 +53,12 @@ class Popularity(Recommender):
         counts = np.bincount(m.indices, weights=values, minlength=interactions.n_items)
         self.item_scores_ = counts.astype(np.float32)
 
+    def _validate_loaded(self) -> None:
+        if self.item_scores_.shape != (len(self.items_),):
+            raise ValueError(
+                f"item_scores_ has shape {self.item_scores_.shape}; expected one per item."
+            )
+
     def _user_embeddings(self, user_indices: Any, rows: sp.csr_matrix) -> np.ndarray:
         return np.ones((rows.shape[0], 1), dtype=np.float32)
 

@@ -1,0 +1,118 @@
+"""Save/load safety and the Recommendations object."""
+
+import json
+
+import numpy as np
+import pytest
+
+import tastebud
+from tastebud import Popularity
+from tastebud.models.base import _HEADER_KEY, FORMAT_VERSION, Recommendations
+from tests.models.contract import small_data
+
+_, TRAIN, _TEST = small_data()
+
+
+def _rewrite(path, out, **changes):
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays[_HEADER_KEY].tobytes())
+    header.update(changes.pop("header", {}))
+    arrays[_HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    arrays.update(changes)
+    np.savez(out, **arrays)
+    return out
+
+
+def test_load_refuses_newer_format_other_class_and_junk(tmp_path):
+    path = tmp_path / "pop.tbud"
+    Popularity().fit(TRAIN).save(path)
+    newer = _rewrite(path, tmp_path / "newer.npz", header={"format_version": FORMAT_VERSION + 1})
+    with pytest.raises(ValueError, match="upgrade tastebud"):
+        tastebud.load(newer)
+    unknown = _rewrite(path, tmp_path / "unknown.npz", header={"class": "os.system"})
+    with pytest.raises(ValueError, match="unknown model class"):
+        tastebud.load(unknown)
+    params = _rewrite(path, tmp_path / "params.npz", header={"params": {"evil": 1}})
+    with pytest.raises(ValueError, match="parameters"):
+        tastebud.load(params)
+    bad_shape = _rewrite(path, tmp_path / "shape.npz", state__item_scores_=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="item_scores_"):
+        tastebud.load(bad_shape)
+    junk = tmp_path / "junk.tbud"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a tastebud model"):
+        tastebud.load(junk)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=np.ones(3))
+    with pytest.raises(ValueError, match="no header"):
+        tastebud.load(plain)
+
+
+def test_load_never_unpickles(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, **{_HEADER_KEY: np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError):
+        tastebud.load(path)
+
+
+def test_class_specific_load_checks_class(tmp_path):
+    from tastebud.models.base import Recommender
+
+    class Other(Recommender):
+        def _fit(self, interactions):
+            pass
+
+    path = tmp_path / "pop.tbud"
+    Popularity().fit(TRAIN).save(path)
+    with pytest.raises(TypeError, match="not a Other"):
+        Other.load(path)
+
+
+def test_unfitted_save_raises(tmp_path):
+    with pytest.raises(tastebud.NotFittedError):
+        Popularity().save(tmp_path / "x.tbud")
+
+
+def test_params_roundtrip_and_errors():
+    model = Popularity(weighting="weight")
+    assert model.get_params() == {"weighting": "weight", "half_life": None}
+    model.set_params(half_life=3.0)
+    assert model.half_life == 3.0
+    with pytest.raises(ValueError, match="no parameter"):
+        model.set_params(bogus=1)
+    assert "Popularity(" in repr(model)
+
+
+def test_recommendations_padding_and_frame():
+    from tastebud.data import Vocabulary
+
+    items = Vocabulary(["a", "b", "c"], "item")
+    recs = Recommendations.from_indices(
+        np.array(["u"]), items, np.array([[2, -1]]), np.array([[1.0, -np.inf]], np.float32)
+    )
+    assert recs.ids.tolist() == [["c", ""]]
+    assert recs.mask.tolist() == [[True, False]]
+    frame = recs.to_frame()
+    assert frame.to_dict("list") == {"query": ["u"], "rank": [1], "item": ["c"], "score": [1.0]}
+    assert len(recs) == 1 and "Recommendations(n=1, k=2)" in repr(recs)
+
+
+def test_recommend_for_inputs():
+    model = Popularity().fit(TRAIN)
+    items = TRAIN.items.ids_array
+    as_dict = model.recommend_for({"a": list(items[:3])}, k=5)
+    as_list = model.recommend_for([list(items[:3])], k=5)
+    weighted = model.recommend_for({"a": {items[0]: 2.0, items[1]: 1.0, items[2]: 1.0}}, k=5)
+    np.testing.assert_array_equal(as_dict.ids, as_list.ids)
+    np.testing.assert_array_equal(as_dict.ids, weighted.ids)
+    with pytest.raises(KeyError, match="unknown item"):
+        model.recommend_for({"a": [10**9]}, k=5)
+    ignored = model.recommend_for({"a": [10**9, items[0]]}, k=5, unknown_items="ignore")
+    assert items[0] not in ignored.ids[0]
+    with pytest.raises(ValueError, match="unknown_items"):
+        model.recommend_for({"a": [items[0]]}, k=5, unknown_items="maybe")
+    with pytest.raises(ValueError, match="columns"):
+        import scipy.sparse as sp
+
+        model.recommend_for(sp.csr_matrix((1, 3)), k=5)
