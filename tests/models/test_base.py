@@ -95,7 +95,8 @@ def test_recommendations_padding_and_frame():
     assert recs.mask.tolist() == [[True, False]]
     frame = recs.to_frame()
     assert frame.to_dict("list") == {"query": ["u"], "rank": [1], "item": ["c"], "score": [1.0]}
-    assert len(recs) == 1 and "Recommendations(n=1, k=2)" in repr(recs)
+    assert len(recs) == 1
+    assert "Recommendations(n=1, k=2)" in repr(recs)
 
 
 def test_recommend_for_inputs():
@@ -112,7 +113,7 @@ def test_recommend_for_inputs():
     assert items[0] not in ignored.ids[0]
     with pytest.raises(ValueError, match="unknown_items"):
         model.recommend_for({"a": [items[0]]}, k=5, unknown_items="maybe")
-    with pytest.raises(ValueError, match="columns"):
-        import scipy.sparse as sp
+    import scipy.sparse as sp
 
+    with pytest.raises(ValueError, match="columns"):
         model.recommend_for(sp.csr_matrix((1, 3)), k=5)

@@ -12,7 +12,7 @@ def topk_reference(scores, k, exclude_rows=None, allowed=None):
     Entries scoring -inf or NaN are never returned.
     """
     scores = np.asarray(scores, dtype=np.float32)
-    n, m = scores.shape
+    n = scores.shape[0]
     out_idx = np.full((n, k), -1, dtype=np.int64)
     out_sc = np.full((n, k), -np.inf, dtype=np.float32)
     for r in range(n):
