@@ -149,26 +149,47 @@ struct Selector {
     }
 };
 
-inline float finish_global(int kind, float dot, double q_sq, double t_sq, double alpha,
-                           double shrink) {
-    double s;
+// Per-row terms of the global-norm similarities, precomputed once per row (no pow/sqrt in
+// the per-pair loop): cosine sqrt(|x|^2); asymmetric |q|^(2 alpha), |t|^(2 (1 - alpha));
+// Jaccard |x|^2.
+inline double norm_term(int kind, double sq, double alpha, bool query) {
+    switch (kind) {
+        case sim_cosine:
+            return std::sqrt(sq);
+        case sim_asymmetric:
+            return std::pow(sq, query ? alpha : 1.0 - alpha);
+        default:
+            return sq;
+    }
+}
+
+inline float finish_global(int kind, float dot, double q_term, double t_term, double shrink) {
     switch (kind) {
         case sim_dot:
             return dot;
         case sim_cosine:
-            s = dot / (std::sqrt(q_sq) * std::sqrt(t_sq) + shrink);
-            break;
         case sim_asymmetric:
-            s = dot / (std::pow(q_sq, alpha) * std::pow(t_sq, 1.0 - alpha) + shrink);
-            break;
+            return static_cast<float>(dot / (q_term * t_term + shrink));
         default:  // sim_jaccard
-            s = dot / (q_sq + t_sq - static_cast<double>(dot) + shrink);
-            break;
+            return static_cast<float>(dot / (q_term + t_term - static_cast<double>(dot) + shrink));
     }
-    return static_cast<float>(s);
 }
 
 }  // namespace detail
+
+// Reorders the first c entries of an output row by target index (canonical CSR order).
+inline void sort_row_by_index(int32_t *index, float *score, int c,
+                              std::vector<std::pair<float, int64_t>> &tmp) {
+    tmp.clear();
+    for (int j = 0; j < c; ++j) tmp.emplace_back(score[j], index[j]);
+    std::sort(tmp.begin(), tmp.end(),
+              [](const auto &l, const auto &r) { return l.second < r.second; });
+    for (int j = 0; j < c; ++j) {
+        score[j] = tmp[j].first;
+        index[j] = static_cast<int32_t>(tmp[j].second);
+    }
+    tmp.clear();
+}
 
 // Q (nq x d) CSR, TT = T^T (d x nt) CSR; q_sq (nq) and t_sq (nt) are the row sums of squares
 // of Q and T (only read by the global-norm kinds). Outputs are nq x k.
@@ -192,6 +213,12 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
         detail::Selector sel;
         explicit Scratch(int k_) : sel(k_) {}
     };
+    std::vector<double> t_term;
+    if (!common && opt.kind != sim_dot) {
+        t_term.resize(nt);
+        for (int64_t j = 0; j < nt; ++j)
+            t_term[j] = detail::norm_term(opt.kind, t_sq[j], opt.alpha, false);
+    }
     std::vector<Scratch *> scratch(threads, nullptr);
     struct Cleanup {
         std::vector<Scratch *> &s;
@@ -222,6 +249,53 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
             int32_t *cnt = s.count.data();
             auto &touched = s.touched;
             touched.clear();
+            const double q_term =
+                (!common && opt.kind != sim_dot) ? detail::norm_term(opt.kind, q_sq[i], opt.alpha, true)
+                                                 : 0.0;
+            // Dense fast path (global-norm kinds, no support threshold): when the row's products
+            // cover a large part of the targets, skip the touched list and scan the
+            // accumulator; "touched" is then dot != 0, which selects the same output because a
+            // zero dot gives a zero similarity, never kept.
+            if (!common && opt.min_support <= 1) {
+                int64_t work = 0;
+                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p)
+                    work += tt.indptr[q.indices[p] + 1] - tt.indptr[q.indices[p]];
+                if (work * 2 >= nt) {
+                    float *dot = s.dot.data();
+                    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+                        const int32_t u = q.indices[p];
+                        const float a = q.data[p];
+                        for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r)
+                            dot[tt.indices[r]] += tt.data[r] * a;
+                    }
+                    TopKHeap heap(s.sel.score.data(), s.sel.index.data(), k);
+                    const int64_t self_j = opt.self_offset >= 0 ? i + opt.self_offset : -1;
+                    for (int64_t j = 0; j < nt; ++j) {
+                        const float dj = dot[j];
+                        if (dj == 0.0f) continue;
+                        dot[j] = 0.0f;
+                        if (j == self_j) continue;
+                        const float sim = detail::finish_global(
+                            opt.kind, dj, q_term, opt.kind == sim_dot ? 0.0 : t_term[j],
+                            opt.shrink);
+                        if (sim > heap.threshold() && std::isfinite(sim)) heap.push(sim, j);
+                    }
+                    heap.finish();
+                    int c = 0;
+                    for (; c < heap.size; ++c) {
+                        out_index[i * k + c] = static_cast<int32_t>(s.sel.index[c]);
+                        out_score[i * k + c] = s.sel.score[c];
+                    }
+                    for (int j = c; j < k; ++j) {
+                        out_index[i * k + j] = -1;
+                        out_score[i * k + j] = 0.0f;
+                    }
+                    out_count[i] = c;
+                    if (opt.sort_by_index) sort_row_by_index(out_index + i * k, out_score + i * k, c,
+                                                             s.sel.all);
+                    continue;
+                }
+            }
             // 1. accumulate Q[i] . T^T into the dense accumulators
             if (common) {
                 double *dd = s.dotd.data(), *qq = s.sum_qq.data(), *tq = s.sum_tt.data();
@@ -278,8 +352,9 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
                 } else {
                     const float dot = s.dot[j];
                     s.dot[j] = 0.0f;
-                    sim = detail::finish_global(opt.kind, dot, q_sq ? q_sq[i] : 0.0,
-                                                t_sq ? t_sq[j] : 0.0, opt.alpha, opt.shrink);
+                    sim = detail::finish_global(opt.kind, dot, q_term,
+                                                opt.kind == sim_dot ? 0.0 : t_term[j],
+                                                opt.shrink);
                 }
                 if (n < opt.min_support) continue;
                 if (opt.self_offset >= 0 && j == i + opt.self_offset) continue;
@@ -288,17 +363,8 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
             }
             const int c = s.sel.select_into(out_index + i * k, out_score + i * k);
             out_count[i] = c;
-            if (opt.sort_by_index) {  // canonical CSR order for the caller
-                auto &tmp = s.sel.all;
-                for (int j = 0; j < c; ++j) tmp.emplace_back(out_score[i * k + j], out_index[i * k + j]);
-                std::sort(tmp.begin(), tmp.end(),
-                          [](const auto &l, const auto &r) { return l.second < r.second; });
-                for (int j = 0; j < c; ++j) {
-                    out_score[i * k + j] = tmp[j].first;
-                    out_index[i * k + j] = static_cast<int32_t>(tmp[j].second);
-                }
-                tmp.clear();
-            }
+            if (opt.sort_by_index)
+                sort_row_by_index(out_index + i * k, out_score + i * k, c, s.sel.all);
         }
     });
 }
