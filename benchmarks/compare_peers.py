@@ -12,6 +12,7 @@ configuration: implicit with BLAS limited to one thread (threadpoolctl), as impl
 Peers that are not installed are reported as missing, never silently skipped.
 """
 
+# ruff: noqa: B023  (benchmark closures are called inside the loop iteration that defines them)
 from __future__ import annotations
 
 import argparse

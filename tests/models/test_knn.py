@@ -408,3 +408,12 @@ def test_knn_rating_accuracy_and_explain():
         model.predict(["nobody"], items[:1])
     with pytest.raises(ValueError, match="estimator"):
         KNNRating(estimator="svd").fit(RATING_TRAIN)
+
+
+def test_knn_rating_with_unrated_trailing_items():
+    m = sp.csr_matrix(np.array([[4, 2, 0], [3, 5, 0], [1, 0, 0]], np.float32))
+    inter = Interactions.from_sparse(m)
+    for estimator in ("basic", "means", "baseline"):
+        model = KNNRating(k=5, estimator=estimator, similarity="cosine").fit(inter)
+        pred = model.predict([0, 1], [2, 2])
+        assert np.isfinite(pred).all()

@@ -921,11 +921,11 @@ class KNNRating(Recommender):
         # entities x context, rows = the entities compared
         ent = _csr32(r.T) if not self.user_based else r
         counts = np.diff(ent.indptr)
-        sums = np.add.reduceat(ent.data.astype(np.float64), ent.indptr[:-1]) if ent.nnz else None
+        rows_of = np.repeat(np.arange(ent.shape[0]), counts)
+        sums = np.bincount(rows_of, weights=ent.data.astype(np.float64), minlength=ent.shape[0])
         means = np.full(ent.shape[0], self.global_mean_)
-        if sums is not None:
-            has = counts > 0
-            means[has] = sums[has] / counts[has]
+        has = counts > 0  # entities without ratings fall back to the global mean
+        means[has] = sums[has] / counts[has]
         self.means_ = means
         values = ent
         kind = {"msd": "msd", "cosine": "common_cosine", "pearson": "pearson"}.get(
