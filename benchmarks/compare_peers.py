@@ -12,6 +12,7 @@ configuration: implicit with BLAS limited to one thread (threadpoolctl), as impl
 Peers that are not installed are reported as missing, never silently skipped.
 """
 
+# ruff: noqa: B023  (benchmark closures are called inside the loop iteration that defines them)
 from __future__ import annotations
 
 import argparse
@@ -216,6 +217,334 @@ def bench_topk(args: argparse.Namespace) -> None:
     save(f"topk_{n}x{m}", {"args": vars(args), "gemm_gflops": gemm, "rows": rows})
 
 
+# --------------------------------------------------------------------------- kNN / EASE
+def _quiet_implicit() -> Any:
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore")  # implicit warns about its own internal COO -> CSR
+    return ctx
+
+
+def big_synthetic(n_users: int, n_items: int, nnz: int, seed: int = 42) -> sp.csr_matrix:
+    """A fast binary users x items matrix with ~nnz entries: lognormal user activity, Zipf-like
+    item popularity (p ~ (rank + 10)^-0.9). Used for the large-scale timing only
+    (tastebud.data.datasets.synthetic is exact but too slow to generate 10M events here)."""
+    rng = np.random.default_rng(seed)
+    act = rng.lognormal(0.0, 0.9, n_users)
+    counts = np.maximum(5, np.round(act / act.sum() * nnz * 1.02)).astype(np.int64)
+    pop = (np.arange(n_items) + 10.0) ** -0.9
+    pop /= pop.sum()
+    perm = rng.permutation(n_items)
+    cols = perm[rng.choice(n_items, size=int(counts.sum()), p=pop)]
+    rows = np.repeat(np.arange(n_users), counts)
+    m = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _implicit_split(name: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
+    from tastebud.data import Interactions, datasets, split
+
+    if name == "synthetic":
+        m = big_synthetic(args.syn_users, args.syn_items, args.syn_nnz)
+        inter = Interactions.from_sparse(m)
+        desc = f"synthetic {args.syn_users}x{args.syn_items}, nnz={m.nnz}"
+    else:
+        inter = datasets.load_movielens(Path(args.data_dir) / name).ratings.binarize()
+        desc = name
+    train, test = split.random_holdout(inter, test_fraction=0.2, random_state=42)
+    return train, test, desc
+
+
+def _topn_metrics(
+    rec: np.ndarray, test: sp.csr_matrix, users: np.ndarray, k: int
+) -> dict[str, float]:
+    """DESIGN.md: precision@k = hits/k; NDCG@k binary, ideal over min(k, |test_u|)."""
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    prec, ndcg = [], []
+    for r, u in enumerate(users):
+        rel = set(test.indices[test.indptr[u] : test.indptr[u + 1]].tolist())
+        hits = np.array([int(i) in rel for i in rec[r, :k]], dtype=np.float64)
+        prec.append(hits.sum() / k)
+        ndcg.append((hits * disc[: hits.size]).sum() / disc[: min(k, len(rel))].sum())
+    return {"precision@10": float(np.mean(prec)), "ndcg@10": float(np.mean(ndcg))}
+
+
+def bench_knn(args: argparse.Namespace) -> None:
+    from tastebud import ItemKNN
+    from tastebud.models.knn import sparse_similarity
+
+    try:
+        import implicit.nearest_neighbours as inn
+    except ImportError:
+        inn = None
+        print("  implicit: not installed")
+    all_rows: list[dict[str, Any]] = []
+    identity: dict[str, Any] = {}
+    for name in args.datasets:
+        train, test, desc = _implicit_split(name, args)
+        x = train.matrix
+        users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+        print(f"\n# {desc}: train nnz {train.nnz}, {users.size} test users", flush=True)
+        variants = [
+            ("cosine", dict(similarity="cosine"), "CosineRecommender"),
+            ("bm25", dict(similarity="dot", weighting="bm25"), "BM25Recommender"),
+        ]
+        for variant, params, peer in variants:
+            for threads in args.thread_counts:
+                rows_here: list[dict[str, Any]] = []
+
+                def ours() -> Any:
+                    return ItemKNN(neighbors=args.neighbors, num_threads=threads, **params).fit(
+                        train
+                    )
+
+                t_fit, model = median_time(ours, args.repeats)
+                t_rec, rec = median_time(
+                    lambda m=model: m.recommend_indices(users, 10, num_threads=threads)[0],
+                    args.repeats,
+                )
+                rows_here.append(
+                    {
+                        "data": desc,
+                        "model": f"tastebud ItemKNN {variant}",
+                        "threads": threads,
+                        "fit_s": t_fit,
+                        "recommend_all_s": t_rec,
+                        **_topn_metrics(rec, test.matrix, users, 10),
+                    }
+                )
+                if inn is not None:
+                    cls = getattr(inn, peer)
+
+                    def theirs() -> Any:
+                        mdl = cls(K=args.neighbors, num_threads=threads)
+                        ctx = _quiet_implicit()
+                        try:
+                            mdl.fit(x, show_progress=False)
+                        finally:
+                            ctx.__exit__(None, None, None)
+                        return mdl
+
+                    with threadpool_limits(1, "blas"):
+                        t_fit_p, peer_model = median_time(theirs, args.repeats)
+                        ux = x[users]
+                        t_rec_p, out = median_time(
+                            lambda: peer_model.recommend(
+                                users, ux, N=10, filter_already_liked_items=True
+                            ),
+                            args.repeats,
+                        )
+                    rows_here.append(
+                        {
+                            "data": desc,
+                            "model": f"implicit {peer} (BLAS 1 thread)",
+                            "threads": threads,
+                            "fit_s": t_fit_p,
+                            "recommend_all_s": t_rec_p,
+                            **_topn_metrics(out[0], test.matrix, users, 10),
+                        }
+                    )
+                    rows_here[1]["fit_ratio"] = t_fit_p / t_fit
+                    rows_here[1]["recommend_ratio"] = t_rec_p / t_rec
+                    if name == "ml-100k" and threads == args.thread_counts[0]:
+                        identity[variant] = neighbour_identity(
+                            sparse_similarity(
+                                x.T,
+                                args.neighbors,
+                                exclude_self=False,
+                                num_threads=threads,
+                                **params,
+                            ),
+                            peer_model.similarity.tocsr(),
+                        )
+                        print(
+                            f"  neighbour-list identity vs implicit ({variant}): {identity[variant]}"
+                        )
+                for r in rows_here:
+                    print(
+                        f"  {r['model']:<45} thr={threads} fit {r['fit_s']:.3f}s "
+                        f"rec {r['recommend_all_s']:.3f}s P@10 {r['precision@10']:.4f} "
+                        f"NDCG@10 {r['ndcg@10']:.4f}",
+                        flush=True,
+                    )
+                all_rows.extend(rows_here)
+    print_table(
+        f"ItemKNN (K={args.neighbors}) vs implicit: median of {args.repeats}; ratio = implicit / tastebud",
+        all_rows,
+        [
+            "data",
+            "model",
+            "threads",
+            "fit_s",
+            "fit_ratio",
+            "recommend_all_s",
+            "recommend_ratio",
+            "precision@10",
+            "ndcg@10",
+        ],
+    )
+    save("knn_itemknn", {"args": vars(args), "rows": all_rows, "identity_ml100k": identity})
+
+
+def neighbour_identity(ours: sp.csr_matrix, theirs: sp.csr_matrix) -> dict[str, float]:
+    """Fractions of rows whose neighbour lists agree: as sets, and up to ties at the k-th value
+    (sorted similarity values equal within 1e-5 relative, and the same set above the k-th)."""
+    n = ours.shape[0]
+    same_set = same_upto_ties = 0
+    for i in range(n):
+        a_idx, a_val = ours[i].indices, ours[i].data
+        b = theirs[i]
+        keep = b.data != 0
+        b_idx, b_val = b.indices[keep], b.data[keep]
+        if set(a_idx.tolist()) == set(b_idx.tolist()):
+            same_set += 1
+            same_upto_ties += 1
+            continue
+        av, bv = np.sort(a_val)[::-1], np.sort(b_val)[::-1].astype(np.float32)
+        if av.size == bv.size and np.allclose(av, bv, rtol=1e-5, atol=1e-7):
+            kth = av[-1] * (1 + 1e-5)
+            if set(a_idx[a_val > kth].tolist()) == set(b_idx[b_val > kth].tolist()):
+                same_upto_ties += 1
+    return {"same_set": same_set / n, "same_up_to_ties": same_upto_ties / n, "rows": n}
+
+
+def bench_knn_rating(args: argparse.Namespace) -> None:
+    from tastebud import KNNRating
+    from tastebud.data import datasets, split
+
+    ratings = datasets.load_movielens(Path(args.data_dir) / "ml-100k").ratings
+    folds = split.kfold(ratings, 5, random_state=42)
+    try:
+        import pandas as pd
+        from surprise import Dataset, KNNBaseline, Reader
+    except ImportError:
+        Dataset = None
+        print("  surprise: not installed")
+    rows: list[dict[str, Any]] = []
+    for f, (train, test) in enumerate(folds):
+        tu = test.users.ids(test.row_indices())
+        ti = test.items.ids(test.matrix.indices)
+        truth = test.matrix.data.astype(np.float64)
+        t0 = time.perf_counter()
+        model = KNNRating(
+            k=40, similarity="pearson_baseline", estimator="baseline", num_threads=args.threads
+        ).fit(train)
+        t_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pred = model.predict(tu, ti)
+        t_pred = time.perf_counter() - t0
+        row = {
+            "fold": f,
+            "tb_fit_s": t_fit,
+            "tb_predict_s": t_pred,
+            "tb_rmse": float(np.sqrt(np.mean((pred - truth) ** 2))),
+            "tb_mae": float(np.mean(np.abs(pred - truth))),
+        }
+        if Dataset is not None:
+            tr = train.to_frame() if hasattr(train, "to_frame") else None
+            df = pd.DataFrame(
+                {
+                    "u": train.users.ids(train.row_indices()),
+                    "i": train.items.ids(train.matrix.indices),
+                    "r": train.matrix.data.astype(np.float64),
+                }
+            )
+            del tr
+            trainset = Dataset.load_from_df(df, Reader(rating_scale=(1, 5))).build_full_trainset()
+            algo = KNNBaseline(
+                k=40, sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False
+            )
+            t0 = time.perf_counter()
+            algo.fit(trainset)
+            s_fit = time.perf_counter() - t0
+            testset = list(zip(tu.tolist(), ti.tolist(), truth.tolist(), strict=True))
+            t0 = time.perf_counter()
+            preds = algo.test(testset)
+            s_pred = time.perf_counter() - t0
+            est = np.array([p.est for p in preds])
+            row.update(
+                surprise_fit_s=s_fit,
+                surprise_predict_s=s_pred,
+                surprise_rmse=float(np.sqrt(np.mean((est - truth) ** 2))),
+                surprise_mae=float(np.mean(np.abs(est - truth))),
+                max_abs_pred_diff=float(np.max(np.abs(est - pred))),
+            )
+        print(f"  fold {f}: {row}", flush=True)
+        rows.append(row)
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "fold"}
+    if "surprise_fit_s" in summary:
+        summary["speedup_total"] = (summary["surprise_fit_s"] + summary["surprise_predict_s"]) / (
+            summary["tb_fit_s"] + summary["tb_predict_s"]
+        )
+    print_table(
+        "KNNRating vs Surprise KNNBaseline (item-based, pearson_baseline, k=40), ml-100k "
+        f"5-fold seed 42, {args.threads} threads; per-fold means",
+        [summary],
+        list(summary),
+    )
+    save("knn_rating_ml100k", {"args": vars(args), "folds": rows, "mean": summary})
+
+
+def bench_ease(args: argparse.Namespace) -> None:
+    import tracemalloc
+
+    from tastebud import EASE, ItemKNN, RP3beta
+    from tastebud.models.ease import ease_memory_gb
+
+    rows: list[dict[str, Any]] = []
+    for name in args.datasets:
+        train, test, desc = _implicit_split(name, args)
+        users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+        models = {
+            f"EASE(lambda={args.regularization})": lambda: EASE(
+                regularization=args.regularization, num_threads=args.threads
+            ),
+            "ItemKNN(cosine, K=100)": lambda: ItemKNN(neighbors=100, num_threads=args.threads),
+            "RP3beta(K=100, a=1, b=0.3)": lambda: RP3beta(
+                neighbors=100, beta=0.3, num_threads=args.threads
+            ),
+        }
+        for label, factory in models.items():
+            tracemalloc.start()
+            with threadpool_limits(args.threads, "blas"):
+                t_fit, model = median_time(lambda f=factory: f().fit(train), args.repeats)
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                t_rec, rec = median_time(
+                    lambda m=model: m.recommend_indices(users, 10, num_threads=args.threads)[0], 1
+                )
+            row = {
+                "data": desc,
+                "model": label,
+                "fit_s": t_fit,
+                "recommend_all_s": t_rec,
+                "fit_peak_python_gb": peak / 1e9,
+                **_topn_metrics(rec, test.matrix, users, 10),
+            }
+            if label.startswith("EASE"):
+                row["ease_memory_estimate_gb"] = ease_memory_gb(train.n_items, "float32")
+            print(f"  {row}", flush=True)
+            rows.append(row)
+    print_table(
+        f"EASE vs ItemKNN / RP3beta, {args.threads} threads (BLAS {args.threads})",
+        rows,
+        [
+            "data",
+            "model",
+            "fit_s",
+            "recommend_all_s",
+            "fit_peak_python_gb",
+            "precision@10",
+            "ndcg@10",
+        ],
+    )
+    save("ease", {"args": vars(args), "rows": rows})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -230,6 +559,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-numpy", action="store_true")
     p.set_defaults(func=bench_topk)
+    p = sub.add_parser("knn", help="ItemKNN (cosine, BM25) vs implicit; KNNRating vs Surprise")
+    p.add_argument("--data-dir", default="/work/shared/data")
+    p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small", "synthetic"])
+    p.add_argument("--neighbors", type=int, default=100)
+    p.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--threads", type=int, default=2, help="threads of the rating benchmark")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--syn-users", type=int, default=100_000)
+    p.add_argument("--syn-items", type=int, default=20_000)
+    p.add_argument("--syn-nnz", type=int, default=10_000_000)
+    p.add_argument("--skip-rating", action="store_true")
+    p.set_defaults(func=lambda a: (bench_knn(a), None if a.skip_rating else bench_knn_rating(a)))
+    p = sub.add_parser("ease", help="EASE vs ItemKNN and RP3beta (NDCG, fit time, memory)")
+    p.add_argument("--data-dir", default="/work/shared/data")
+    p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
+    p.add_argument("--regularization", type=float, default=500.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--syn-users", type=int, default=100_000)
+    p.add_argument("--syn-items", type=int, default=20_000)
+    p.add_argument("--syn-nnz", type=int, default=10_000_000)
+    p.set_defaults(func=bench_ease)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
     args.func(args)

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "similarity.hpp"
 #include "topk.hpp"
 
 namespace py = pybind11;
@@ -125,6 +126,126 @@ py::tuple topk_dot_py(carray<float> queries, carray<float> items, py::object ite
     return py::make_tuple(out_index, out_score);
 }
 
+// ------------------------------------------------------------------ sparse kNN (similarity.hpp)
+
+// Validates a CSR (n_rows + 1 int64 indptr, int32 indices in [0, n_cols), float32 data).
+CsrF check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
+               const carray<float> &data, int64_t n_rows, int64_t n_cols, const std::string &name,
+               bool sorted) {
+    require(n_rows >= 0 && n_cols >= 0, name + ": negative shape");
+    require(indptr.ndim() == 1 && indptr.shape(0) == n_rows + 1,
+            name + " indptr must have n_rows + 1 = " + std::to_string(n_rows + 1) + " entries");
+    require(indices.ndim() == 1 && data.ndim() == 1 && indices.shape(0) == data.shape(0),
+            name + " indices and data must be 1-D of equal length");
+    const int64_t *p = indptr.data();
+    const int32_t *idx = indices.data();
+    require(p[0] == 0 && p[n_rows] == indices.shape(0), name + " indptr does not match indices");
+    for (int64_t r = 0; r < n_rows; ++r) {
+        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
+        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
+            if (idx[j] < 0 || idx[j] >= n_cols)
+                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
+            if (sorted && j > p[r] && idx[j - 1] >= idx[j])
+                require(false, name + " indices must be sorted and unique per row");
+        }
+    }
+    return CsrF{p, idx, data.data()};
+}
+
+py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, carray<float> q_data,
+                        int64_t nq, carray<int64_t> t_indptr, carray<int32_t> t_indices,
+                        carray<float> t_data, int64_t nt, int64_t d, py::object q_sq_obj,
+                        py::object t_sq_obj, int kind, double alpha, double shrink,
+                        int min_support, int64_t self_offset, int k, bool sort_by_index,
+                        int num_threads) {
+    require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
+    require(k >= 1, "k must be >= 1");
+    require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
+    CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
+    CsrF tt = check_csr(t_indptr, t_indices, t_data, d, nt, "target^T", false);
+    const bool global = kind == sim_cosine || kind == sim_asymmetric || kind == sim_jaccard;
+    py::object q_keep = q_sq_obj, t_keep = t_sq_obj;
+    const double *q_sq = nullptr, *t_sq = nullptr;
+    if (global) {
+        auto qs = q_sq_obj.cast<carray<double>>();
+        auto ts = t_sq_obj.cast<carray<double>>();
+        require(qs.ndim() == 1 && qs.shape(0) == nq, "q_sq must have one entry per query");
+        require(ts.ndim() == 1 && ts.shape(0) == nt, "t_sq must have one entry per target");
+        q_keep = qs;
+        t_keep = ts;
+        q_sq = qs.data();
+        t_sq = ts.data();
+    }
+    SparseKnnOptions opt;
+    opt.kind = kind;
+    opt.alpha = alpha;
+    opt.shrink = shrink;
+    opt.min_support = min_support;
+    opt.self_offset = self_offset;
+    opt.k = k;
+    opt.sort_by_index = sort_by_index;
+    carray<int32_t> out_index({nq, static_cast<int64_t>(k)});
+    carray<float> out_score({nq, static_cast<int64_t>(k)});
+    carray<int32_t> out_count(nq);
+    int32_t *oi = out_index.mutable_data();
+    float *os = out_score.mutable_data();
+    int32_t *oc = out_count.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        sparse_knn(q, nq, tt, nt, q_sq, t_sq, opt, oi, os, oc, num_threads);
+    }
+    return py::make_tuple(out_index, out_score, out_count);
+}
+
+py::tuple sparse_score_topk_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
+                               carray<float> q_data, int64_t nq, carray<int64_t> m_indptr,
+                               carray<int32_t> m_indices, carray<float> m_data, int64_t d,
+                               int64_t m, int k, py::object excl_indptr, py::object excl_indices,
+                               py::object allowed, int num_threads) {
+    require(k >= 1, "k must be >= 1");
+    CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
+    CsrF mat = check_csr(m_indptr, m_indices, m_data, d, m, "matrix", false);
+    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
+    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
+    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
+    Exclusions ex = make_exclusions(ip, ix, al, nq, m);
+    carray<int64_t> out_index({nq, static_cast<int64_t>(k)});
+    carray<float> out_score({nq, static_cast<int64_t>(k)});
+    int64_t *oi = out_index.mutable_data();
+    float *os = out_score.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        sparse_score_topk(q, nq, mat, m, k, ex, oi, os, num_threads);
+    }
+    return py::make_tuple(out_index, out_score);
+}
+
+py::tuple knn_predict_py(carray<int64_t> x, carray<int64_t> y, carray<int64_t> s_indptr,
+                         carray<int32_t> s_indices, carray<float> s_data, int64_t n_q,
+                         int64_t n_x, carray<int64_t> c_indptr, carray<int32_t> c_indices,
+                         carray<float> c_data, int64_t n_y, int k, int num_threads) {
+    require(k >= 1, "k must be >= 1");
+    require(x.ndim() == 1 && y.ndim() == 1 && x.shape(0) == y.shape(0),
+            "x and y must be 1-D of equal length");
+    CsrF sim = check_csr(s_indptr, s_indices, s_data, n_q, n_x, "similarity", true);
+    CsrF ctx = check_csr(c_indptr, c_indices, c_data, n_y, n_x, "context", true);
+    const int64_t n = x.shape(0);
+    const int64_t *px = x.data(), *py_ = y.data();
+    for (int64_t i = 0; i < n; ++i) {
+        if (px[i] < 0 || px[i] >= n_q || py_[i] < 0 || py_[i] >= n_y)
+            require(false, "pair index out of range");
+    }
+    carray<double> out_est(n);
+    carray<int32_t> out_k(n);
+    double *oe = out_est.mutable_data();
+    int32_t *ok = out_k.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        knn_predict(px, py_, n, sim, ctx, k, oe, ok, num_threads);
+    }
+    return py::make_tuple(out_est, out_k);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -138,6 +259,26 @@ PYBIND11_MODULE(_core, m) {
           py::arg("item_bias"), py::arg("k"), py::arg("excl_indptr"), py::arg("excl_indices"),
           py::arg("allowed"), py::arg("num_threads"), py::arg("query_block") = 256,
           py::arg("item_block") = 2048, "Blocked top-k of queries . items^T.");
+    m.def("sparse_knn", &sparse_knn_py, py::arg("q_indptr").noconvert(),
+          py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(), py::arg("nq"),
+          py::arg("t_indptr").noconvert(), py::arg("t_indices").noconvert(),
+          py::arg("t_data").noconvert(), py::arg("nt"), py::arg("d"), py::arg("q_sq"),
+          py::arg("t_sq"), py::arg("kind"), py::arg("alpha"), py::arg("shrink"),
+          py::arg("min_support"), py::arg("self_offset"), py::arg("k"), py::arg("sort_by_index"),
+          py::arg("num_threads"),
+          "Top-k sparse similarity between the rows of Q and of T (given T^T in CSR).");
+    m.def("sparse_score_topk", &sparse_score_topk_py, py::arg("q_indptr").noconvert(),
+          py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(), py::arg("nq"),
+          py::arg("m_indptr").noconvert(), py::arg("m_indices").noconvert(),
+          py::arg("m_data").noconvert(), py::arg("d"), py::arg("m"), py::arg("k"),
+          py::arg("excl_indptr"), py::arg("excl_indices"), py::arg("allowed"),
+          py::arg("num_threads"), "Top-k of the rows of the sparse product Q . M.");
+    m.def("knn_predict", &knn_predict_py, py::arg("x").noconvert(), py::arg("y").noconvert(),
+          py::arg("s_indptr").noconvert(), py::arg("s_indices").noconvert(),
+          py::arg("s_data").noconvert(), py::arg("n_q"), py::arg("n_x"),
+          py::arg("c_indptr").noconvert(),
+          py::arg("c_indices").noconvert(), py::arg("c_data").noconvert(), py::arg("n_y"),
+          py::arg("k"), py::arg("num_threads"), "Neighbourhood rating estimates of pairs.");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else

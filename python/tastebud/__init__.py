@@ -27,6 +27,11 @@ _LAZY = {
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
+    "ItemKNN": "tastebud.models",
+    "UserKNN": "tastebud.models",
+    "KNNRating": "tastebud.models",
+    "RP3beta": "tastebud.models",
+    "EASE": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}

@@ -19,9 +19,30 @@ def _popularity() -> Any:
     return Popularity()
 
 
+def _item_knn() -> Any:
+    from tastebud.models import ItemKNN
+
+    return ItemKNN(neighbors=100)
+
+
+def _ease() -> Any:
+    from tastebud.models import EASE
+
+    return EASE(regularization=100.0)
+
+
+def _rp3beta() -> Any:
+    from tastebud.models import RP3beta
+
+    return RP3beta(neighbors=100, alpha=1.0, beta=0.3)
+
+
 #: (name, factory) of every model the demo fits; each family adds its own line.
 DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
     ("Popularity", _popularity),
+    ("ItemKNN", _item_knn),
+    ("EASE", _ease),
+    ("RP3beta", _rp3beta),
 ]
 
 

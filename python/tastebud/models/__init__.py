@@ -1,6 +1,18 @@
 """Recommender models: one module per family, all following the contract of ``base``."""
 
 from tastebud.models.base import Recommendations, Recommender, load
+from tastebud.models.ease import EASE
+from tastebud.models.knn import ItemKNN, KNNRating, RP3beta, UserKNN
 from tastebud.models.popularity import Popularity
 
-__all__ = ["Popularity", "Recommendations", "Recommender", "load"]
+__all__ = [
+    "EASE",
+    "ItemKNN",
+    "KNNRating",
+    "Popularity",
+    "RP3beta",
+    "Recommendations",
+    "Recommender",
+    "UserKNN",
+    "load",
+]

@@ -1,0 +1,511 @@
+// Similarity kernels.
+//
+// This header holds the similarity families of tastebud; each lives in its own section.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "topk.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tastebud {
+
+// ============================================================================================
+// Sparse kNN similarity (neighbourhood collaborative filtering)
+// ============================================================================================
+//
+// Similarity between the rows of a sparse query matrix Q (nq x d) and the rows of a sparse
+// target matrix T (nt x d), keeping only the k best targets per query row. The product is
+// computed row by row as Q[i] . T^T with T^T given in CSR (d x nt): every stored (i, u, a) of
+// Q walks row u of T^T and accumulates into a dense per-thread accumulator of length nt,
+// remembering which targets it touched (Gustavson's row-by-row SpGEMM, the algorithm of
+// implicit's all_pairs_knn). The similarity of every touched target is then formed from the
+// accumulated sums and offered to a bounded heap, so the nq x nt product never exists; memory
+// is O(threads * nt + nq * k).
+//
+// Two families of accumulators:
+//  * "global norms" (dot, cosine, asymmetric cosine, Jaccard/Tanimoto): only the dot product
+//    and the support count are accumulated (float, like implicit, so results match it
+//    bitwise); norms are the precomputed sums of squares of whole rows.
+//  * "common support" (Pearson, cosine over co-rated entries): also the sums and sums of
+//    squares of both sides over the entries the two rows share (double, because Pearson's
+//    n*sum(ab) - sum(a)sum(b) cancels), as Surprise computes pearson / pearson_baseline.
+//
+// Shrinkage: global-norm similarities divide by (norm product + shrink) (Dacrema et al. 2019);
+// common-support ones multiply by (n - 1) / (n - 1 + shrink), n the support (Koren 2010,
+// Surprise's pearson_baseline). Targets whose support is below min_support, whose similarity
+// is 0 or not finite, and (optionally) the query itself are never kept (self_offset: query row i
+// is target i + self_offset, so blocks of a self-similarity can be computed separately).
+//
+// Output: per query row, up to k (target, similarity) pairs, best first (or, with
+// sort_by_index, the same selection in target order), ties broken by the lower target index,
+// padded with (-1, 0); out_count[i] says how many are real.
+
+enum SimilarityKind : int {
+    sim_dot = 0,
+    sim_cosine = 1,
+    sim_asymmetric = 2,  // dot / (|q|^(2 alpha) |t|^(2 (1 - alpha)) + shrink), Aiolli 2013
+    sim_jaccard = 3,     // dot / (|q|^2 + |t|^2 - dot + shrink): Jaccard on binary data
+    sim_pearson = 4,     // common-support Pearson correlation
+    sim_common_cosine = 5,  // common-support cosine (on centred data: adjusted cosine,
+                            // pearson_baseline)
+    sim_msd = 6,            // 1 / (mean squared difference over the common support + 1)
+};
+
+struct CsrF {
+    const int64_t *indptr;
+    const int32_t *indices;
+    const float *data;
+};
+
+struct SparseKnnOptions {
+    int kind = sim_cosine;
+    double alpha = 0.5;
+    double shrink = 0.0;
+    int min_support = 1;
+    int64_t self_offset = -1;  // >= 0: skip target j == i + self_offset (self-similarity)
+    int k = 100;
+    bool sort_by_index = false;  // output each row by target index instead of best first
+};
+
+namespace detail {
+
+// Runs body(thread_id, task) over tasks [0, n) on `threads` OpenMP threads, dynamic
+// schedule; per-thread scratch is indexed by thread_id. The first exception is rethrown.
+template <class Body>
+void parallel_tasks(int64_t n, int threads, Body body) {
+    std::exception_ptr error = nullptr;
+    std::mutex error_mutex;
+    if (n <= 1) threads = 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < n; ++t) {
+            try {
+                body(tid, t);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(error_mutex);
+                if (!error) error = std::current_exception();
+            }
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// Keeps the k best (score, index) pairs; when all candidates fit, sorts them instead.
+struct Selector {
+    std::vector<float> score;
+    std::vector<int64_t> index;
+    std::vector<std::pair<float, int64_t>> all;
+    int k;
+
+    explicit Selector(int k_) : score(k_), index(k_), k(k_) { all.reserve(64); }
+
+    static bool better(const std::pair<float, int64_t> &a, const std::pair<float, int64_t> &b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    }
+
+    // Writes the best min(k, n) of all[0..n) to out (best first); returns how many.
+    int select_into(int32_t *out_index, float *out_score) {
+        const int64_t n = static_cast<int64_t>(all.size());
+        int count;
+        if (n <= k) {
+            std::sort(all.begin(), all.end(), better);
+            count = static_cast<int>(n);
+            for (int j = 0; j < count; ++j) {
+                out_index[j] = static_cast<int32_t>(all[j].second);
+                out_score[j] = all[j].first;
+            }
+        } else {
+            TopKHeap heap(score.data(), index.data(), k);
+            for (const auto &c : all) heap.push(c.first, c.second);
+            heap.finish();
+            count = k;
+            for (int j = 0; j < k; ++j) {
+                out_index[j] = static_cast<int32_t>(index[j]);
+                out_score[j] = score[j];
+            }
+        }
+        for (int j = count; j < k; ++j) {
+            out_index[j] = -1;
+            out_score[j] = 0.0f;
+        }
+        all.clear();
+        return count;
+    }
+};
+
+// Per-row terms of the global-norm similarities, precomputed once per row (no pow/sqrt in
+// the per-pair loop): cosine sqrt(|x|^2); asymmetric |q|^(2 alpha), |t|^(2 (1 - alpha));
+// Jaccard |x|^2.
+inline double norm_term(int kind, double sq, double alpha, bool query) {
+    switch (kind) {
+        case sim_cosine:
+            return std::sqrt(sq);
+        case sim_asymmetric:
+            return std::pow(sq, query ? alpha : 1.0 - alpha);
+        default:
+            return sq;
+    }
+}
+
+inline float finish_global(int kind, float dot, double q_term, double t_term, double shrink) {
+    switch (kind) {
+        case sim_dot:
+            return dot;
+        case sim_cosine:
+        case sim_asymmetric:
+            return static_cast<float>(dot / (q_term * t_term + shrink));
+        default:  // sim_jaccard
+            return static_cast<float>(dot / (q_term + t_term - static_cast<double>(dot) + shrink));
+    }
+}
+
+}  // namespace detail
+
+// Reorders the first c entries of an output row by target index (canonical CSR order).
+inline void sort_row_by_index(int32_t *index, float *score, int c,
+                              std::vector<std::pair<float, int64_t>> &tmp) {
+    tmp.clear();
+    for (int j = 0; j < c; ++j) tmp.emplace_back(score[j], index[j]);
+    std::sort(tmp.begin(), tmp.end(),
+              [](const auto &l, const auto &r) { return l.second < r.second; });
+    for (int j = 0; j < c; ++j) {
+        score[j] = tmp[j].first;
+        index[j] = static_cast<int32_t>(tmp[j].second);
+    }
+    tmp.clear();
+}
+
+// Q (nq x d) CSR, TT = T^T (d x nt) CSR; q_sq (nq) and t_sq (nt) are the row sums of squares
+// of Q and T (only read by the global-norm kinds). Outputs are nq x k.
+inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, const double *q_sq,
+                       const double *t_sq, const SparseKnnOptions &opt, int32_t *out_index,
+                       float *out_score, int32_t *out_count, int num_threads) {
+    const int k = opt.k;
+    const bool common =
+        opt.kind == sim_pearson || opt.kind == sim_common_cosine || opt.kind == sim_msd;
+    int threads = resolve_threads(num_threads);
+    const int64_t rows_per_task = 8;
+    const int64_t tasks = (nq + rows_per_task - 1) / rows_per_task;
+    if (nq <= 4 * threads) threads = 1;
+    if (threads > tasks) threads = static_cast<int>(std::max<int64_t>(1, tasks));
+
+    struct Scratch {
+        std::vector<float> dot;
+        std::vector<int32_t> count;
+        std::vector<double> sum_qq, sum_tt, sum_q, sum_t, dotd;
+        std::vector<int32_t> touched;
+        detail::Selector sel;
+        explicit Scratch(int k_) : sel(k_) {}
+    };
+    std::vector<double> t_term;
+    if (!common && opt.kind != sim_dot) {
+        t_term.resize(nt);
+        for (int64_t j = 0; j < nt; ++j)
+            t_term[j] = detail::norm_term(opt.kind, t_sq[j], opt.alpha, false);
+    }
+    std::vector<Scratch *> scratch(threads, nullptr);
+    struct Cleanup {
+        std::vector<Scratch *> &s;
+        ~Cleanup() {
+            for (auto *p : s) delete p;
+        }
+    } cleanup{scratch};
+
+    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
+        if (!scratch[tid]) {
+            auto *s = new Scratch(k);
+            scratch[tid] = s;
+            s->count.assign(nt, 0);
+            if (common) {
+                s->dotd.assign(nt, 0.0);
+                s->sum_qq.assign(nt, 0.0);
+                s->sum_tt.assign(nt, 0.0);
+                s->sum_q.assign(nt, 0.0);
+                s->sum_t.assign(nt, 0.0);
+            } else {
+                s->dot.assign(nt, 0.0f);
+            }
+            s->touched.reserve(1024);
+        }
+        Scratch &s = *scratch[tid];
+        const int64_t r_end = std::min(nq, (task + 1) * rows_per_task);
+        for (int64_t i = task * rows_per_task; i < r_end; ++i) {
+            int32_t *cnt = s.count.data();
+            auto &touched = s.touched;
+            touched.clear();
+            const double q_term =
+                (!common && opt.kind != sim_dot) ? detail::norm_term(opt.kind, q_sq[i], opt.alpha, true)
+                                                 : 0.0;
+            // Dense fast path (global-norm kinds, no support threshold): when the row's products
+            // cover a large part of the targets, skip the touched list and scan the
+            // accumulator; "touched" is then dot != 0, which selects the same output because a
+            // zero dot gives a zero similarity, never kept.
+            if (!common && opt.min_support <= 1) {
+                int64_t work = 0;
+                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p)
+                    work += tt.indptr[q.indices[p] + 1] - tt.indptr[q.indices[p]];
+                if (work * 2 >= nt) {
+                    float *dot = s.dot.data();
+                    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+                        const int32_t u = q.indices[p];
+                        const float a = q.data[p];
+                        for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r)
+                            dot[tt.indices[r]] += tt.data[r] * a;
+                    }
+                    TopKHeap heap(s.sel.score.data(), s.sel.index.data(), k);
+                    const int64_t self_j = opt.self_offset >= 0 ? i + opt.self_offset : -1;
+                    for (int64_t j = 0; j < nt; ++j) {
+                        const float dj = dot[j];
+                        if (dj == 0.0f) continue;
+                        dot[j] = 0.0f;
+                        if (j == self_j) continue;
+                        const float sim = detail::finish_global(
+                            opt.kind, dj, q_term, opt.kind == sim_dot ? 0.0 : t_term[j],
+                            opt.shrink);
+                        if (sim > heap.threshold() && std::isfinite(sim)) heap.push(sim, j);
+                    }
+                    heap.finish();
+                    int c = 0;
+                    for (; c < heap.size; ++c) {
+                        out_index[i * k + c] = static_cast<int32_t>(s.sel.index[c]);
+                        out_score[i * k + c] = s.sel.score[c];
+                    }
+                    for (int j = c; j < k; ++j) {
+                        out_index[i * k + j] = -1;
+                        out_score[i * k + j] = 0.0f;
+                    }
+                    out_count[i] = c;
+                    if (opt.sort_by_index) sort_row_by_index(out_index + i * k, out_score + i * k, c,
+                                                             s.sel.all);
+                    continue;
+                }
+            }
+            // 1. accumulate Q[i] . T^T into the dense accumulators
+            if (common) {
+                double *dd = s.dotd.data(), *qq = s.sum_qq.data(), *tq = s.sum_tt.data();
+                double *sq = s.sum_q.data(), *st = s.sum_t.data();
+                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+                    const int32_t u = q.indices[p];
+                    const double a = q.data[p];
+                    for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
+                        const int32_t j = tt.indices[r];
+                        const double b = tt.data[r];
+                        if (cnt[j]++ == 0) touched.push_back(j);
+                        dd[j] += a * b;
+                        qq[j] += a * a;
+                        tq[j] += b * b;
+                        sq[j] += a;
+                        st[j] += b;
+                    }
+                }
+            } else {
+                float *dot = s.dot.data();
+                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+                    const int32_t u = q.indices[p];
+                    const float a = q.data[p];
+                    for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
+                        const int32_t j = tt.indices[r];
+                        if (cnt[j]++ == 0) touched.push_back(j);
+                        dot[j] += tt.data[r] * a;
+                    }
+                }
+            }
+            // 2. similarity of every touched target, offered to the selector; reset scratch
+            auto &all = s.sel.all;
+            for (const int32_t j : touched) {
+                const int32_t n = cnt[j];
+                cnt[j] = 0;
+                float sim;
+                if (common) {
+                    const double dd = s.dotd[j], qq = s.sum_qq[j], tq = s.sum_tt[j];
+                    const double sq = s.sum_q[j], st = s.sum_t[j];
+                    s.dotd[j] = s.sum_qq[j] = s.sum_tt[j] = s.sum_q[j] = s.sum_t[j] = 0.0;
+                    double v;
+                    if (opt.kind == sim_pearson) {
+                        const double num = n * dd - sq * st;
+                        const double den = (n * qq - sq * sq) * (n * tq - st * st);
+                        v = den > 0.0 ? num / std::sqrt(den) : 0.0;
+                    } else if (opt.kind == sim_msd) {
+                        v = 1.0 / (std::max(0.0, qq + tq - 2.0 * dd) / n + 1.0);
+                    } else {
+                        const double den = qq * tq;
+                        v = den > 0.0 ? dd / std::sqrt(den) : 0.0;
+                    }
+                    if (opt.shrink > 0.0) v *= (n - 1.0) / (n - 1.0 + opt.shrink);
+                    sim = static_cast<float>(v);
+                } else {
+                    const float dot = s.dot[j];
+                    s.dot[j] = 0.0f;
+                    sim = detail::finish_global(opt.kind, dot, q_term,
+                                                opt.kind == sim_dot ? 0.0 : t_term[j],
+                                                opt.shrink);
+                }
+                if (n < opt.min_support) continue;
+                if (opt.self_offset >= 0 && j == i + opt.self_offset) continue;
+                if (sim == 0.0f || !std::isfinite(sim)) continue;
+                all.emplace_back(sim, j);
+            }
+            const int c = s.sel.select_into(out_index + i * k, out_score + i * k);
+            out_count[i] = c;
+            if (opt.sort_by_index)
+                sort_row_by_index(out_index + i * k, out_score + i * k, c, s.sel.all);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scoring by a sparse neighbour graph, fused with top-k:
+//   scores[r] = Q[r] . M   (Q: nq x d CSR, M: d x m CSR), e.g. a user's items times the
+// item-item neighbour graph (ItemKNN, RP3beta) or a user's similarities to other users times
+// their interactions (UserKNN). Items never touched score 0 and are still candidates (so the
+// result equals ranking the dense product), offered after the touched ones when needed.
+// Exclusions and the allowed mask are those of topk.hpp; padding is (-1, -inf).
+inline void sparse_score_topk(const CsrF &q, int64_t nq, const CsrF &mat, int64_t m, int k,
+                              const Exclusions &ex, int64_t *out_index, float *out_score,
+                              int num_threads) {
+    int threads = resolve_threads(num_threads);
+    const int64_t rows_per_task = 16;
+    const int64_t tasks = (nq + rows_per_task - 1) / rows_per_task;
+    if (nq <= 4 * threads) threads = 1;
+    if (threads > tasks) threads = static_cast<int>(std::max<int64_t>(1, tasks));
+    struct Scratch {
+        std::vector<float> acc;
+        std::vector<uint8_t> flag;  // 1 = touched, 2 = excluded
+        std::vector<int32_t> touched;
+    };
+    std::vector<Scratch> scratch(threads);
+    const float ninf = -std::numeric_limits<float>::infinity();
+
+    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
+        Scratch &s = scratch[tid];
+        if (s.acc.empty()) {
+            s.acc.assign(m, 0.0f);
+            s.flag.assign(m, 0);
+        }
+        float *acc = s.acc.data();
+        uint8_t *flag = s.flag.data();
+        const int64_t r_end = std::min(nq, (task + 1) * rows_per_task);
+        for (int64_t r = task * rows_per_task; r < r_end; ++r) {
+            auto &touched = s.touched;
+            touched.clear();
+            for (int64_t p = q.indptr[r]; p < q.indptr[r + 1]; ++p) {
+                const int32_t u = q.indices[p];
+                const float a = q.data[p];
+                for (int64_t t = mat.indptr[u]; t < mat.indptr[u + 1]; ++t) {
+                    const int32_t j = mat.indices[t];
+                    if (!flag[j]) {
+                        flag[j] = 1;
+                        touched.push_back(j);
+                    }
+                    acc[j] += mat.data[t] * a;
+                }
+            }
+            int64_t n_excl_begin = 0, n_excl_end = 0;
+            if (ex.indptr) {
+                n_excl_begin = ex.indptr[r];
+                n_excl_end = ex.indptr[r + 1];
+                for (int64_t p = n_excl_begin; p < n_excl_end; ++p) flag[ex.indices[p]] |= 2;
+            }
+            TopKHeap heap(out_score + r * k, out_index + r * k, k);
+            for (const int32_t j : touched) {
+                if (flag[j] & 2) continue;
+                if (ex.allowed && !ex.allowed[j]) continue;
+                const float v = acc[j];
+                if (std::isnan(v) || v == ninf) continue;
+                heap.push(v, j);
+            }
+            // Untouched candidates score exactly 0: needed while 0 could still enter the heap.
+            if (heap.size < k || heap.threshold() <= 0.0f) {
+                for (int64_t j = 0; j < m; ++j) {
+                    if (flag[j]) continue;
+                    if (ex.allowed && !ex.allowed[j]) continue;
+                    // offered in increasing index: once (0, j) loses to the root, all later do
+                    if (heap.size == k && !TopKHeap::worse(heap.score[0], heap.index[0], 0.0f, j))
+                        break;
+                    heap.push(0.0f, j);
+                }
+            }
+            heap.finish();
+            for (const int32_t j : touched) {
+                acc[j] = 0.0f;
+                flag[j] = 0;
+            }
+            for (int64_t p = n_excl_begin; p < n_excl_end; ++p) flag[ex.indices[p]] = 0;
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Neighbourhood rating prediction (Surprise's KNNBasic / KNNWithMeans / KNNBaseline core).
+// For each pair (x, y): the context row y of C (CSR, sorted indices: the x' that y rated, with
+// a residual value, e.g. r - mean[x'] or r - baseline) is intersected with the neighbour row x
+// of S (CSR, sorted indices). Among the common x' with similarity > 0, the `k` most similar
+// (ties: lower index) give est = sum(sim * residual) / sum(sim); out_k is how many were used.
+// Pairs with no usable neighbour get est = 0 and out_k = 0.
+inline void knn_predict(const int64_t *x, const int64_t *y, int64_t n_pairs, const CsrF &sim,
+                        const CsrF &ctx, int k, double *out_est, int32_t *out_k,
+                        int num_threads) {
+    int threads = resolve_threads(num_threads);
+    const int64_t per_task = 256;
+    const int64_t tasks = (n_pairs + per_task - 1) / per_task;
+    if (n_pairs <= 4 * per_task) threads = 1;
+    std::vector<std::vector<std::pair<float, float>>> scratch(threads);
+    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
+        auto &cand = scratch[tid];
+        const int64_t end = std::min(n_pairs, (task + 1) * per_task);
+        for (int64_t p = task * per_task; p < end; ++p) {
+            cand.clear();
+            const int64_t xi = x[p], yi = y[p];
+            int64_t a = sim.indptr[xi], a_end = sim.indptr[xi + 1];
+            int64_t b = ctx.indptr[yi], b_end = ctx.indptr[yi + 1];
+            while (a < a_end && b < b_end) {
+                const int32_t ia = sim.indices[a], ib = ctx.indices[b];
+                if (ia < ib) {
+                    ++a;
+                } else if (ib < ia) {
+                    ++b;
+                } else {
+                    if (sim.data[a] > 0.0f) cand.emplace_back(sim.data[a], ctx.data[b]);
+                    ++a;
+                    ++b;
+                }
+            }
+            // cand is in increasing neighbour index; a stable partial order keeps lower
+            // indices first among equal similarities.
+            if (static_cast<int64_t>(cand.size()) > k) {
+                std::stable_sort(cand.begin(), cand.end(),
+                                 [](const auto &l, const auto &r) { return l.first > r.first; });
+                cand.resize(k);
+            }
+            double num = 0.0, den = 0.0;
+            for (const auto &c : cand) {
+                num += static_cast<double>(c.first) * c.second;
+                den += c.first;
+            }
+            out_k[p] = static_cast<int32_t>(cand.size());
+            out_est[p] = den > 0.0 ? num / den : 0.0;
+        }
+    });
+}
+
+// ============================================================================================
+// (dense similarity search: added by the dense-search family in its own section)
+// ============================================================================================
+
+}  // namespace tastebud
