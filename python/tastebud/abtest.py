@@ -236,7 +236,7 @@ class Experiment:
                 f"{self.alternative})",
                 f"  {self.control}: {_fmt_v(self.control_value)} (n={self.n_control:,})   "
                 f"{self.treatment}: {_fmt_v(self.treatment_value)} (n={self.n_treatment:,})",
-                f"  effect {_fmt_v(self.effect, True)}  {level} CI {_fmt_ci(self.ci, _fmt_v)}",
+                f"  effect {_fmt_v(self.effect, True)}  {level} CI {_fmt_ci(self.ci, _signed)}",
                 f"  lift   {_fmt_pct(self.lift)}  {level} CI {_fmt_ci(self.lift_ci, _fmt_pct)}",
                 f"  statistic {self.statistic:.3f}, {p} -> "
                 f"{'significant' if self.significant else 'not significant'} at "
@@ -257,6 +257,10 @@ def _fmt_v(x: float, sign: bool = False) -> str:
         return str(x)
     s = f"{x:+.4g}" if sign else f"{x:.4g}"
     return s
+
+
+def _signed(x: float) -> str:
+    return _fmt_v(x, True)
 
 
 def _fmt_pct(x: float) -> str:
@@ -655,6 +659,19 @@ def bootstrap_ci(
     random_state : int or None
         Seed.
     """
+    return _bootstrap_interval(a, b, statistic, confidence, n_resamples, method, random_state)[0]
+
+
+def _bootstrap_interval(
+    a: Any,
+    b: Any,
+    statistic: Any,
+    confidence: Any,
+    n_resamples: Any,
+    method: Any,
+    random_state: Any,
+) -> tuple[BootstrapInterval, np.ndarray, np.ndarray | None, Callable[..., np.ndarray], np.ndarray]:
+    """:func:`bootstrap_ci` plus what it computed on the way (samples, statistic, resamples)."""
     confidence = _check_prob(confidence, "confidence")
     if method not in ("percentile", "basic", "bca"):
         raise ValueError(f"method must be 'percentile', 'basic' or 'bca'; got {method!r}.")
@@ -680,7 +697,7 @@ def bootstrap_ci(
     q_lo, q_hi = np.quantile(theta, [lo_q, hi_q])
     if method == "basic":
         q_lo, q_hi = 2.0 * estimate - q_hi, 2.0 * estimate - q_lo
-    return BootstrapInterval(
+    interval = BootstrapInterval(
         estimate,
         float(q_lo),
         float(q_hi),
@@ -689,6 +706,7 @@ def bootstrap_ci(
         method,
         int(theta.shape[0]),
     )
+    return interval, xa, xb, stat, boot
 
 
 def bootstrap_test(
@@ -712,17 +730,12 @@ def bootstrap_test(
     interval excludes zero. The same seed gives the same resamples as :func:`bootstrap_ci`.
     """
     alpha = _check_prob(alpha, "alpha")
-    interval = bootstrap_ci(
-        a,
-        b,
-        statistic=statistic,
-        confidence=1.0 - alpha,
-        n_resamples=n_resamples,
-        method=method,
-        random_state=random_state,
+    if b is None:
+        raise ValueError("bootstrap_test needs two samples, a (control) and b (treatment).")
+    interval, xa, xb, stat, boot = _bootstrap_interval(
+        a, b, statistic, 1.0 - alpha, n_resamples, method, random_state
     )
-    xa, xb, stat, _, boot, _ = _bootstrap(a, b, statistic, n_resamples, random_state)
-    assert xb is not None
+    xb = np.asarray(xb)
     va, vb = float(stat(xa, axis=-1)), float(stat(xb, axis=-1))
     theta = boot[1] - boot[0]
     n_b = theta.shape[0]
@@ -1575,4 +1588,9 @@ def demo_ab_section(
     print_fn(repr(report.variants))
     print_fn("")
     print_fn(report.summary())
+    if best is None:
+        print_fn(
+            "(A/A test: both arms are the same model, so every 'significant' row is a false "
+            "positive; each metric has a 5% chance of one.)"
+        )
     return report
