@@ -1443,7 +1443,7 @@ def simulate_ab_log(
     *,
     users: np.ndarray | None = None,
     intercept: float = -3.5,
-    slope: float = 1.5,
+    slope: float = 1.0,
     purchase_rate: float = 0.08,
     mean_sessions: float = 2.0,
     random_state: int = 0,
