@@ -590,6 +590,12 @@ def test_analyze_two_variants_and_no_time():
     assert [e.metric for e in report] == ["ctr", "conversion", "revenue_per_user"]
     assert report["ctr"].p_adjusted is None
     assert report["ctr"].control == "A"
+    assert report["ctr"].method == "delta-method z-test"
+    z = ab.analyze(log, ctr_test="ztest")["ctr"]
+    assert z.method == "two-proportion z-test"
+    assert z.treatment_value == pytest.approx(report["ctr"].treatment_value)
+    with pytest.raises(ValueError, match="ctr_test"):
+        ab.analyze(log, ctr_test="chi2")
     with pytest.raises(ValueError, match="times"):
         ab.analyze(log, metrics=["items_per_session"])
     one = bz.EventLog.from_arrays([1], [1], ["A"], ["impression"])
@@ -666,3 +672,49 @@ def test_demo_ab_section():
         print_fn=lines.append,
     )
     assert aa["ctr"].treatment == "Popularity(A/A)"
+
+
+def test_aa_experiments_reject_at_about_alpha():
+    """The whole pipeline (simulate -> event log -> analyze) on A/A tests: each metric's
+    false-positive rate should be ~alpha. 150 seeded replications; sd of the pooled rate
+    over 4 metrics ~0.9%, tolerance ~3.5 sd."""
+    rng = np.random.default_rng(10)
+    n_users, n_items = 400, 100
+    uf, itf = rng.normal(0, 1, (n_users, 4)), rng.normal(0, 0.5, (n_items, 4))
+    lists = np.argsort(rng.random((n_users, n_items)), axis=1)[:, :10]
+    rejected = [
+        [
+            e.p_value < 0.05
+            for e in ab.analyze(
+                ab.simulate_ab_log({"a": lists, "b": lists}, uf, itf, random_state=seed),
+                control="a",
+            )
+        ]
+        for seed in range(150)
+    ]
+    assert 0.02 < np.mean(rejected) < 0.085
+
+
+def test_ratio_test_delta_method():
+    rng = np.random.default_rng(12)
+    # one impression per user: the delta method is Welch's statistic on the 0/1 clicks
+    xa, xb = (rng.random(500) < 0.1).astype(float), (rng.random(600) < 0.13).astype(float)
+    e = ab.ratio_test(xa, np.ones(500), xb, np.ones(600), metric="ctr")
+    w = ab.welch_ttest(xa, xb)
+    assert e.statistic == pytest.approx(w.statistic, rel=1e-12)
+    assert e.effect == pytest.approx(xb.mean() - xa.mean())
+    assert e.n_control == 500
+    # clustered impressions: SE of the pooled ratio matches its spread over replications
+    ratios, ses = [], []
+    for _ in range(400):
+        imp = rng.integers(1, 30, 300).astype(float)
+        ctr_u = rng.beta(1, 12, 300)  # users differ in CTR
+        clicks = rng.binomial(imp.astype(int), ctr_u).astype(float)
+        r = ab.ratio_test(clicks, imp, clicks, imp)
+        ratios.append(clicks.sum() / imp.sum())
+        ses.append((r.ci[1] - r.ci[0]) / (2 * 1.959964) / math.sqrt(2))  # two equal arms
+    assert 0.85 < np.std(ratios) / np.mean(ses) < 1.15
+    with pytest.raises(ValueError, match="one value per user"):
+        ab.ratio_test([1.0, 2.0, 3.0], [1.0, 1.0], [1.0, 2.0], [3.0, 3.0])
+    with pytest.raises(ValueError, match="positive total"):
+        ab.ratio_test([0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [3.0, 3.0])

@@ -51,6 +51,7 @@ __all__ = [
     "minimum_detectable_effect",
     "power_means",
     "power_proportions",
+    "ratio_test",
     "sample_size_means",
     "sample_size_proportions",
     "simulate_ab_log",
@@ -527,6 +528,76 @@ def _fieller(
     if alternative == "smaller":
         return (-math.inf, hi)
     return (lo, hi)
+
+
+def ratio_test(
+    numerator_a: Any,
+    denominator_a: Any,
+    numerator_b: Any,
+    denominator_b: Any,
+    *,
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    metric: str = "ratio",
+    labels: tuple[str, str] = ("A", "B"),
+) -> Experiment:
+    """Delta-method z-test of a ratio metric whose unit of analysis is finer than the unit of
+    randomisation, e.g. CTR = sum(clicks) / sum(impressions) with users randomised.
+
+    Takes per-user numerators and denominators. ``R = sum(num) / sum(den)`` and
+    ``Var(R) = (s_nn - 2 R s_nd + R^2 s_dd) / (n mean(den)^2)`` from the per-user sample
+    (co)variances (Deng, Knoblich & Lu 2018, "Applying the delta method in metric
+    analytics", KDD). Unlike :func:`two_proportion_ztest` on impressions it does not assume
+    impressions independent, so it keeps its false-positive rate when users differ in
+    their CTR. Lift interval: Fieller's (consistent with the test).
+    """
+    alpha = _check_prob(alpha, "alpha")
+    alternative = _check_alternative(alternative)
+    parts = []
+    for tag, num, den in (("a", numerator_a, denominator_a), ("b", numerator_b, denominator_b)):
+        x = _check_sample(num, f"numerator_{tag}")
+        d = _check_sample(den, f"denominator_{tag}")
+        if x.shape != d.shape:
+            raise ValueError(
+                f"numerator_{tag} and denominator_{tag} must have one value per user each; "
+                f"got {x.shape[0]} and {d.shape[0]}."
+            )
+        if (d < 0).any() or d.sum() <= 0:
+            raise ValueError(
+                f"denominator_{tag} must be >= 0 with a positive total (e.g. impressions); "
+                f"got total {d.sum()!r}."
+            )
+        n = x.shape[0]
+        r = float(x.sum() / d.sum())
+        cov = np.cov(x, d)  # ddof=1
+        var = (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * d.mean() ** 2)
+        parts.append((r, max(float(var), 0.0), int(d.sum())))
+    (ra, va, na), (rb, vb, nb) = parts
+    se = math.sqrt(va + vb)
+    effect = rb - ra
+    z = effect / se if se > 0 else (0.0 if effect == 0 else math.copysign(math.inf, effect))
+    p_value = _p_value(z, alternative, stats.norm.sf)
+    ci = _interval(effect, se, alpha, alternative, stats.norm.ppf)
+    lift = rb / ra - 1.0 if ra != 0 else float("nan")
+    lift_ci = _fieller(ra, rb, va, vb, alpha, alternative, stats.norm.ppf)
+    return Experiment(
+        metric,
+        "delta-method z-test",
+        str(labels[0]),
+        str(labels[1]),
+        ra,
+        rb,
+        na,
+        nb,
+        effect,
+        ci,
+        lift,
+        lift_ci,
+        float(z),
+        p_value,
+        alpha,
+        alternative,
+    )
 
 
 # ============================================================================ bootstrap
@@ -1345,14 +1416,19 @@ def analyze(
     metrics: Sequence[str] | None = None,
     alpha: float = 0.05,
     correction: Literal["holm", "none"] = "holm",
+    ctr_test: Literal["delta", "ztest"] = "delta",
     session_gap: float = _bz.DEFAULT_SESSION_GAP,
     n_items: int | None = None,
 ) -> ExperimentReport:
     """Test every treatment variant of an event log against the control.
 
-    ``ctr`` (clicks / impressions) and ``conversion`` (users with a purchase / users) use
-    :func:`two_proportion_ztest`; ``revenue_per_user`` and ``items_per_session`` (per-user
-    values of :func:`tastebud.metrics.business.per_user_metrics`) use :func:`welch_ttest`.
+    ``ctr`` (clicks / impressions) uses :func:`ratio_test` on per-user clicks and
+    impressions (``ctr_test="delta"``, the default) or :func:`two_proportion_ztest` on the
+    impression totals (``ctr_test="ztest"``, which treats impressions as independent and so
+    rejects too often under A/A when users' CTRs differ); ``conversion`` (users with a
+    purchase / users) uses :func:`two_proportion_ztest` (users are independent);
+    ``revenue_per_user`` and ``items_per_session`` (per-user values of
+    :func:`tastebud.metrics.business.per_user_metrics`) use :func:`welch_ttest`.
     With several treatments the p-values of each metric are Holm-corrected over the
     treatments (``correction="holm"``), which the decision then uses.
 
@@ -1371,6 +1447,8 @@ def analyze(
     alpha = _check_prob(alpha, "alpha")
     if correction not in ("holm", "none"):
         raise ValueError(f"correction must be 'holm' or 'none'; got {correction!r}.")
+    if ctr_test not in ("delta", "ztest"):
+        raise ValueError(f"ctr_test must be 'delta' or 'ztest'; got {ctr_test!r}.")
     log = _bz.as_event_log(data)
     if metrics is None:
         metrics = [m for m in _METRICS if m != "items_per_session" or log.time is not None]
@@ -1386,7 +1464,7 @@ def analyze(
         raise ValueError(f"control {control!r} is not a variant of the log ({variants}).")
     treatments = [v for v in variants if v != control]
     pu = _bz.per_user_metrics(log, session_gap=session_gap)
-    summary = _bz.variant_summary(log, n_items=n_items, session_gap=session_gap)
+    summary = _bz._summary_from(log, pu, n_items)
     if "items_per_session" in metrics and log.time is None:
         raise ValueError("items_per_session needs event times (time column).")
     experiments: list[Experiment] = []
@@ -1394,7 +1472,17 @@ def analyze(
         rows = []
         for t in treatments:
             labels = (str(control), str(t))
-            if metric == "ctr":
+            if metric == "ctr" and ctr_test == "delta":
+                e = ratio_test(
+                    pu.of(control, "clicks"),
+                    pu.of(control, "impressions"),
+                    pu.of(t, "clicks"),
+                    pu.of(t, "impressions"),
+                    alpha=alpha,
+                    metric=metric,
+                    labels=labels,
+                )
+            elif metric == "ctr":
                 imp_c, imp_t = summary[control, "impressions"], summary[t, "impressions"]
                 e = two_proportion_ztest(
                     summary[control, "clicks"],

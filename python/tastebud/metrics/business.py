@@ -559,6 +559,11 @@ def variant_summary(
     """
     log = as_event_log(data)
     pu = per_user_metrics(log, session_gap=session_gap, session_event=session_event)
+    return _summary_from(log, pu, n_items)
+
+
+def _summary_from(log: EventLog, pu: UserMetrics, n_items: int | None) -> VariantSummary:
+    """:func:`variant_summary` from already computed per-user metrics."""
     users = _variant_users(log)
     imp = _by_variant(log, pu.impressions)
     clk = _by_variant(log, pu.clicks)
