@@ -89,6 +89,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print()
     print(result)
+    if args.data == "synthetic":
+        from tastebud.abtest import demo_ab_section
+        from tastebud.data import datasets
+
+        planted = datasets.synthetic(  # same arguments: the same data, now with its factors
+            n_users=args.users,
+            n_items=args.items,
+            n_interactions=args.interactions,
+            random_state=args.seed,
+        )
+        demo_ab_section(
+            models,
+            result,
+            train,
+            planted.user_factors,
+            planted.item_factors,
+            k=args.k,
+            random_state=args.seed,
+        )
     return 0
 
 
