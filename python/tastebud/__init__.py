@@ -34,7 +34,7 @@ _LAZY = {
     "EASE": "tastebud.models",
     "load": "tastebud.models",
 }
-_SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}
+_SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
