@@ -24,9 +24,11 @@ _LAZY = {
     "Interactions": "tastebud.data",
     "Features": "tastebud.data",
     "Vocabulary": "tastebud.data",
+    "Sequences": "tastebud.data",
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
+    "Item2Vec": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}
