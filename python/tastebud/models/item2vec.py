@@ -224,7 +224,8 @@ class Item2Vec(Recommender):
         )
         if min_lr > lr:
             raise ValueError(
-                f"min_learning_rate must be <= learning_rate ({lr}); got {self.min_learning_rate!r}."
+                f"min_learning_rate must be <= learning_rate ({lr}); "
+                f"got {self.min_learning_rate!r}."
             )
         _check_int(self.epochs, "epochs", 1)
         _check_int(self.min_count, "min_count", 1)
