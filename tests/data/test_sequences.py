@@ -81,7 +81,8 @@ def test_properties(events, gap, min_length):
     seqs = Sequences.from_interactions(inter, session_gap=gap, min_length=min_length)
     lengths = seqs.lengths()
     assert np.all(lengths >= min_length)
-    assert seqs.indptr[0] == 0 and seqs.indptr[-1] == seqs.items.size == seqs.timestamps.size
+    assert seqs.indptr[0] == 0
+    assert seqs.indptr[-1] == seqs.items.size == seqs.timestamps.size
     by_user: dict[int, list[tuple[int, int]]] = {}
     for s in range(len(seqs)):
         a, b = seqs.indptr[s], seqs.indptr[s + 1]
