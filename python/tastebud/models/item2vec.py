@@ -124,8 +124,9 @@ class Item2Vec(Recommender):
         deliberately discounts popularity; the log-count term restores the ``log P(i)``
         part of ``log P(i | context) = PMI + log P(i)``, so next-item hit rates beat the
         popularity baseline instead of trailing it. 0 gives pure embedding similarity. The
-        default 0.5 was chosen on a validation split carved out of the MovieLens training
-        data (see ``benchmarks/bench_item2vec.py``), never on test data.
+        defaults ``popularity_weight=0.5`` and ``recency_decay=0.5`` were chosen on a
+        validation split carved out of the MovieLens training data, never on test data
+        (``python benchmarks/compare_peers.py item2vec --tune``).
     num_threads : int
         Training threads (0 = all cores). With more than one thread training is Hogwild
         (lock-free, not bit-reproducible); with 1 it is deterministic for a ``random_state``.
@@ -183,7 +184,7 @@ class Item2Vec(Recommender):
         mode: str = "sequence",
         session_gap: int | None = None,
         history: int | None = 20,
-        recency_decay: float = 0.8,
+        recency_decay: float = 0.5,
         popularity_weight: float = 0.5,
         num_threads: int = 0,
         random_state: int = 42,
