@@ -24,7 +24,9 @@ Design
   without locks. Each chunk has its own RNG stream and its own linear learning-rate decay
   from ``lr0`` to ``lr_min`` over its ``epochs * events``. With one chunk (the serial
   kernel) the result is deterministic.
-* ``fastmath`` only on the two arithmetic leaves (dot, axpy), never on the sigmoid.
+* ``fastmath`` (the safe flag set: no ``nnan``/``ninf``) only on :func:`sgns_centre`, the
+  arithmetic leaf (small dense products and a sigmoid; no NaN checks or ``-inf`` sentinels
+  there); the sampling loops are compiled without it.
 """
 
 from __future__ import annotations
