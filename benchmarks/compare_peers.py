@@ -5,6 +5,7 @@ Usage::
     python benchmarks/compare_peers.py topk [--users 100000 --items 50000 --factors 64]
     python benchmarks/compare_peers.py topk --users 20000 --items 1000000
     python benchmarks/compare_peers.py all --data-dir ../shared/data
+    python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
 
 Each section prints a table (median of ``--repeats`` runs, ratio against tastebud) and the
 results are written as JSON under ``benchmarks/results/``. Peers run in their best documented
@@ -545,6 +546,139 @@ def bench_ease(args: argparse.Namespace) -> None:
     save("ease", {"args": vars(args), "rows": rows})
 
 
+# --------------------------------------------------------------------------- item2vec
+def _next_item_metrics(model: Any, test: Any) -> tuple[float, float]:
+    """hit@10 and MRR@10 of each test user's single held-out item (train items excluded)."""
+    users = np.flatnonzero(test.user_counts() > 0)
+    truth = np.asarray(test.matrix.indices)[np.asarray(test.matrix.indptr)[users]]
+    idx, _ = model.recommend_indices(users, 10, exclude_seen=True)
+    hit = idx == truth[:, None]
+    found = hit.any(axis=1)
+    rank = np.argmax(hit, axis=1)
+    return float(found.mean()), float(np.where(found, 1.0 / (rank + 1), 0.0).mean())
+
+
+def _with_vectors(model: Any, vectors: np.ndarray, **params: Any) -> Any:
+    """A copy of a fitted Item2Vec whose item vectors are replaced (to score gensim's vectors
+    with exactly the same ranking code)."""
+    import copy
+
+    other = copy.copy(model)
+    other.item_vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+    return other.set_params(**params)
+
+
+def _gensim_vectors(w2v: Any, n_items: int, f: int) -> np.ndarray:
+    out = np.zeros((n_items, f), dtype=np.float32)
+    keys = np.array([int(k) for k in w2v.wv.index_to_key], dtype=np.int64)
+    out[keys] = w2v.wv.vectors
+    return out
+
+
+def bench_item2vec(args: argparse.Namespace) -> None:
+    """Item2Vec vs gensim Word2Vec (skip-gram, negative sampling) on MovieLens sequences.
+
+    Protocol: ratings binarised; each user's items ordered by timestamp (ties by item index);
+    leave-last-out for users with >= 3 items. Both libraries train on the same training
+    sequences with the same hyperparameters and thread count; train time is the median over
+    ``--repeats`` seeds (tastebud's first, JIT-compiling fit is a separate warm-up). Quality
+    is the median over the same seeds; every embedding is ranked by the same code (cosine to
+    the recency-weighted mean of the user's last ``history`` items, seen items excluded),
+    with and without the popularity blend.
+    """
+    from tastebud import Item2Vec, Popularity
+    from tastebud.data import Sequences, datasets, split
+
+    try:
+        from gensim.models import Word2Vec
+    except ImportError:
+        Word2Vec = None
+        print("  gensim: not installed")
+    hp = {"factors": 64, "window": 5, "negatives": 5, "subsample": 1e-3, "epochs": 10}
+    rows: list[dict[str, Any]] = []
+    for name in args.datasets:
+        inter = datasets.load_movielens(Path(args.data_dir) / name).ratings.binarize()
+        train, test = split.leave_last_out(inter, min_interactions=3)
+        if args.tune:  # choose the scoring defaults on a validation split of train only
+            train, test = split.leave_last_out(train, min_interactions=3)
+        seqs = Sequences.from_interactions(train)
+        sentences = [[str(i) for i in s] for s in seqs]
+        n_items = train.n_items
+        print(
+            f"{name}: {inter}; {len(seqs)} sequences, {seqs.n_events} events; "
+            f"{int((test.user_counts() > 0).sum())} held-out items"
+        )
+        t0 = time.perf_counter()
+        Item2Vec(**hp, num_threads=args.threads, random_state=0).fit(train)
+        print(
+            f"  tastebud warm-up fit (incl. Numba JIT of the parallel kernel): "
+            f"{time.perf_counter() - t0:.2f} s"
+        )
+        ours_t, gens_t = [], []
+        quality: dict[str, list[tuple[float, float]]] = {}
+        pop = Popularity().fit(train)
+        quality["popularity"] = [_next_item_metrics(pop, test)]
+        grid = [(d, w) for d in (0.3, 0.5, 0.8) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
+        for seed in range(args.repeats):
+            t0 = time.perf_counter()
+            model = Item2Vec(**hp, num_threads=args.threads, random_state=seed).fit(train)
+            ours_t.append(time.perf_counter() - t0)
+            if args.tune:
+                for d, w in grid:
+                    quality.setdefault(f"tastebud decay={d} pw={w}", []).append(
+                        _next_item_metrics(
+                            model.set_params(recency_decay=d, popularity_weight=w), test
+                        )
+                    )
+                continue
+            quality.setdefault("tastebud Item2Vec (pw=0)", []).append(
+                _next_item_metrics(model.set_params(popularity_weight=0.0), test)
+            )
+            quality.setdefault("tastebud Item2Vec (default, pw=0.5)", []).append(
+                _next_item_metrics(model.set_params(popularity_weight=0.5), test)
+            )
+            if Word2Vec is not None:
+                t0 = time.perf_counter()
+                w2v = Word2Vec(
+                    sentences, sg=1, negative=5, vector_size=64, window=5, min_count=1,
+                    epochs=10, sample=1e-3, workers=args.threads, seed=seed,
+                )  # fmt: skip
+                gens_t.append(time.perf_counter() - t0)
+                vecs = _gensim_vectors(w2v, n_items, 64)
+                quality.setdefault("gensim Word2Vec (pw=0)", []).append(
+                    _next_item_metrics(_with_vectors(model, vecs, popularity_weight=0.0), test)
+                )
+                quality.setdefault("gensim Word2Vec (+ same blend, pw=0.5)", []).append(
+                    _next_item_metrics(_with_vectors(model, vecs, popularity_weight=0.5), test)
+                )
+        t_ours = statistics.median(ours_t)
+        t_gens = statistics.median(gens_t) if gens_t else None
+        for method, values in quality.items():
+            hits = statistics.median(v[0] for v in values)
+            mrrs = statistics.median(v[1] for v in values)
+            train_s = (
+                t_ours
+                if method.startswith("tastebud")
+                else (t_gens if method.startswith("gensim") else None)
+            )
+            rows.append({
+                "data": name, "method": method, "train_s": train_s,
+                "speedup_vs_gensim": (t_gens / train_s) if (t_gens and train_s) else None,
+                "hit@10": hits, "mrr@10": mrrs,
+            })  # fmt: skip
+        print(
+            f"  train times tastebud {[round(t, 2) for t in ours_t]}, "
+            f"gensim {[round(t, 2) for t in gens_t]}"
+        )
+    title = (
+        f"next-item (leave-last-out{', VALIDATION split of train' if args.tune else ''}): "
+        f"SGNS f=64 window=5 neg=5 epochs=10, {args.threads} threads, "
+        f"median of {args.repeats} seeds"
+    )
+    print_table(title, rows, ["data", "method", "train_s", "speedup_vs_gensim", "hit@10", "mrr@10"])
+    save("item2vec_tune" if args.tune else "item2vec", {"args": vars(args), "rows": rows})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -581,6 +715,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--syn-items", type=int, default=20_000)
     p.add_argument("--syn-nnz", type=int, default=10_000_000)
     p.set_defaults(func=bench_ease)
+    p = sub.add_parser("item2vec", help="Item2Vec vs gensim Word2Vec, next-item hit@10")
+    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument("--datasets", nargs="+", default=["ml-latest-small", "ml-100k"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tune", action="store_true", help="grid on a validation split of train")
+    p.set_defaults(func=bench_item2vec)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
     args.func(args)

@@ -192,8 +192,16 @@ def test_blocking_and_item_splits_match_reference(problem, query_block, item_blo
     csr = as_exclusion_csr(excl, q.shape[0], it.shape[0])
     with blas_single_thread():
         idx, sc = _core().topk_dot(
-            q, it, None, k, csr.indptr.astype(np.int64), csr.indices.astype(np.int32), None,
-            threads, query_block, item_block,
+            q,
+            it,
+            None,
+            k,
+            csr.indptr.astype(np.int64),
+            csr.indices.astype(np.int32),
+            None,
+            threads,
+            query_block,
+            item_block,
         )
     ref_idx, ref_sc = topk_reference(q @ it.T, k, excl)
     np.testing.assert_array_equal(idx, ref_idx)

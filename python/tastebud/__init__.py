@@ -24,6 +24,7 @@ _LAZY = {
     "Interactions": "tastebud.data",
     "Features": "tastebud.data",
     "Vocabulary": "tastebud.data",
+    "Sequences": "tastebud.data",
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
@@ -32,6 +33,7 @@ _LAZY = {
     "KNNRating": "tastebud.models",
     "RP3beta": "tastebud.models",
     "EASE": "tastebud.models",
+    "Item2Vec": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}

@@ -19,9 +19,7 @@ from tastebud.data import datasets, split
 
 def small_data(seed: int = 0):
     """A small synthetic split with planted structure (users and items are int ids)."""
-    data = datasets.synthetic(
-        n_users=300, n_items=200, n_interactions=9000, random_state=seed
-    )
+    data = datasets.synthetic(n_users=300, n_items=200, n_interactions=9000, random_state=seed)
     train, test = split.random_holdout(data.interactions, random_state=seed)
     return data, train, test
 

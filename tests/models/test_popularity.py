@@ -26,9 +26,7 @@ def test_counts_distinct_users_and_weights():
 
 
 def test_recency_half_life():
-    inter = Interactions.from_arrays(
-        [0, 1, 2, 3], [0, 0, 1, 1], timestamps=[0, 0, 100, 100]
-    )
+    inter = Interactions.from_arrays([0, 1, 2, 3], [0, 0, 1, 1], timestamps=[0, 0, 100, 100])
     model = Popularity(half_life=50).fit(inter)
     np.testing.assert_allclose(model.item_scores_, [0.5, 2.0], rtol=1e-6)
     with pytest.raises(ValueError, match="timestamps"):

@@ -3,6 +3,7 @@
 from . import datasets, split
 from ._features import Features
 from ._interactions import Interactions
+from ._sequences import Sequences
 from ._vocabulary import Vocabulary
 
-__all__ = ["Features", "Interactions", "Vocabulary", "datasets", "split"]
+__all__ = ["Features", "Interactions", "Sequences", "Vocabulary", "datasets", "split"]

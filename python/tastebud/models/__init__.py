@@ -2,11 +2,13 @@
 
 from tastebud.models.base import Recommendations, Recommender, load
 from tastebud.models.ease import EASE
+from tastebud.models.item2vec import Item2Vec
 from tastebud.models.knn import ItemKNN, KNNRating, RP3beta, UserKNN
 from tastebud.models.popularity import Popularity
 
 __all__ = [
     "EASE",
+    "Item2Vec",
     "ItemKNN",
     "KNNRating",
     "Popularity",
