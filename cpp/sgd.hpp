@@ -66,10 +66,18 @@ struct Rng {
     float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 };
 
+// Branchless binary search (conditional moves instead of unpredictable branches: the
+// probe sequence is data-dependent and would mispredict about half the time).
 inline bool row_contains(const int32_t *indices, int64_t begin, int64_t end, int32_t item) {
-    const int32_t *first = indices + begin, *last = indices + end;
-    const int32_t *it = std::lower_bound(first, last, item);
-    return it != last && *it == item;
+    const int32_t *base = indices + begin;
+    int64_t n = end - begin;
+    if (n == 0) return false;
+    while (n > 1) {
+        const int64_t half = n / 2;
+        base = (base[half] <= item) ? base + half : base;
+        n -= half;
+    }
+    return *base == item;
 }
 
 // A sorted CSR of positives (users x items) plus, per entry, its row: sampling an entry
@@ -100,17 +108,27 @@ struct BprStats {
 
 namespace sgd_detail {
 
+inline void prefetch_row(const float *row, int f) {
+    const char *p = reinterpret_cast<const char *>(row);
+    for (int line = 0; line < int(f * sizeof(float)); line += 64) __builtin_prefetch(p + line);
+}
+
 // One BPR step on (user vector u, positive i, negative j); returns whether i outscored j.
-inline bool bpr_step(float *u, float *vi, float *vj, float *bi, float *bj, int f, float lr,
+// F > 0: factor count fixed at compile time (fully unrolled); F = 0: runtime f.
+template <int F>
+inline bool bpr_step(float *u, float *vi, float *vj, float *bi, float *bj, int f_, float lr,
                      float reg, bool update_items) {
+    const int f = F > 0 ? F : f_;
     float diff = (bi && bj) ? *bi - *bj : 0.0f;
     {
-        float acc[32] = {0};
+        float acc[16] = {0};
         int t = 0;
-        for (; t + 32 <= f; t += 32)
-            for (int q = 0; q < 32; ++q) acc[q] += u[t + q] * (vi[t + q] - vj[t + q]);
+        for (; t + 16 <= f; t += 16)
+            for (int q = 0; q < 16; ++q) acc[q] += u[t + q] * (vi[t + q] - vj[t + q]);
         for (; t < f; ++t) diff += u[t] * (vi[t] - vj[t]);
-        for (int q = 0; q < 32; ++q) diff += acc[q];
+        for (int q = 0; q < 8; ++q) acc[q] += acc[q + 8];
+        for (int q = 0; q < 4; ++q) acc[q] += acc[q + 4];
+        diff += (acc[0] + acc[2]) + (acc[1] + acc[3]);
     }
     // d/dx log sigmoid(x) = 1 - sigmoid(x) = sigmoid(-x)
     const float z = 1.0f / (1.0f + std::exp(diff));
@@ -131,20 +149,51 @@ inline bool bpr_step(float *u, float *vi, float *vj, float *bi, float *bj, int f
     return diff > 0.0f;
 }
 
+// `samples` Hogwild steps. The next triple is drawn one step ahead and its three rows are
+// prefetched, hiding the cache misses of random rows on large data.
+template <int F>
+inline void bpr_run(const PositiveSet &S, float *U, float *V, float *bias, int f_, float lr,
+                    float reg, bool verify, int64_t samples, Rng &rng, BprStats &stats) {
+    const int f = F > 0 ? F : f_;
+    if (samples <= 0) return;
+    auto draw = [&](int64_t &user, int64_t &i, int64_t &j) {
+        const int64_t k = rng.below(static_cast<uint64_t>(S.nnz));
+        user = S.row_of[k];
+        i = S.indices[k];
+        j = rng.below(static_cast<uint64_t>(S.n_items));
+        prefetch_row(U + user * f, f);
+        prefetch_row(V + i * f, f);
+        prefetch_row(V + j * f, f);
+    };
+    int64_t user, i, j;
+    draw(user, i, j);
+    for (int64_t s = 0; s < samples; ++s) {
+        int64_t nu = 0, ni = 0, nj = 0;
+        if (s + 1 < samples) draw(nu, ni, nj);
+        if (verify &&
+            row_contains(S.indices, S.indptr[user], S.indptr[user + 1], int32_t(j)))
+            j = draw_negative(rng, S, user, true);  // rare: redraw until not a positive
+        if (j < 0 || j == i) {
+            ++stats.skipped;
+        } else {
+            stats.correct += bpr_step<F>(U + user * f, V + i * f, V + j * f,
+                                         bias ? bias + i : nullptr, bias ? bias + j : nullptr,
+                                         f, lr, reg, true);
+        }
+        user = nu;
+        i = ni;
+        j = nj;
+    }
+}
+
 TASTEBUD_CLONES
 static void bpr_worker(const PositiveSet &S, float *U, float *V, float *bias, int f, float lr,
                        float reg, bool verify, int64_t samples, Rng &rng, BprStats &stats) {
-    for (int64_t s = 0; s < samples; ++s) {
-        const int64_t k = rng.below(static_cast<uint64_t>(S.nnz));
-        const int64_t user = S.row_of[k];
-        const int64_t i = S.indices[k];
-        const int64_t j = draw_negative(rng, S, user, verify);
-        if (j < 0 || j == i) {
-            ++stats.skipped;
-            continue;
-        }
-        stats.correct += bpr_step(U + user * f, V + i * f, V + j * f, bias ? bias + i : nullptr,
-                                  bias ? bias + j : nullptr, f, lr, reg, true);
+    switch (f) {
+        case 32: bpr_run<32>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
+        case 64: bpr_run<64>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
+        case 128: bpr_run<128>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
+        default: bpr_run<0>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
     }
 }
 
@@ -165,8 +214,8 @@ static void bpr_fold_in_row(const PositiveSet &S, int64_t row, float *u, const f
         if (j < 0 || j == i) continue;
         // Items are read-only here: bpr_step only writes u when update_items is false.
         float bi = bias ? bias[i] : 0.0f, bj = bias ? bias[j] : 0.0f;
-        bpr_step(u, const_cast<float *>(V + i * f), const_cast<float *>(V + j * f), &bi, &bj, f,
-                 lr, reg, false);
+        bpr_step<0>(u, const_cast<float *>(V + i * f), const_cast<float *>(V + j * f), &bi, &bj,
+                    f, lr, reg, false);
     }
 }
 

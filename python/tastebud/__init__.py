@@ -27,6 +27,8 @@ _LAZY = {
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
+    "ALS": "tastebud.models",
+    "BPR": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}

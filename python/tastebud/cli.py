@@ -19,9 +19,23 @@ def _popularity() -> Any:
     return Popularity()
 
 
+def _als() -> Any:
+    from tastebud.models import ALS
+
+    return ALS(factors=32, regularization=0.05, alpha=1.0, iterations=15, random_state=42)
+
+
+def _bpr() -> Any:
+    from tastebud.models import BPR
+
+    return BPR(factors=32, learning_rate=0.05, regularization=0.01, iterations=60, random_state=42)
+
+
 #: (name, factory) of every model the demo fits; each family adds its own line.
 DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
     ("Popularity", _popularity),
+    ("ALS", _als),
+    ("BPR", _bpr),
 ]
 
 

@@ -82,8 +82,7 @@ def rows_for(vocab: Vocabulary, interactions: Any, n_rows: int, what: str) -> sp
         rows = sp.csr_matrix(interactions, dtype=np.float32)
         if rows.shape != (n_rows, n_cols):
             raise ValueError(
-                f"interactions for {what} must have shape ({n_rows}, {n_cols}); "
-                f"got {rows.shape}."
+                f"interactions for {what} must have shape ({n_rows}, {n_cols}); got {rows.shape}."
             )
         return check_weights(rows)
     if isinstance(interactions, (str, bytes)) or not hasattr(interactions, "__len__"):
