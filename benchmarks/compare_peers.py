@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             p.add_argument("--ials", action="store_true", help="also run the iALS options")
             p.add_argument("--ials-w0", type=float, default=0.3)
-            p.add_argument("--ials-reg", type=float, default=0.002)
+            p.add_argument("--ials-reg", type=float, default=0.02)
         p.set_defaults(func=fn)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
