@@ -6,6 +6,8 @@ Usage::
     python benchmarks/compare_peers.py topk --users 20000 --items 1000000
     python benchmarks/compare_peers.py all --data-dir ../shared/data
     python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
+    python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials]
+    python benchmarks/compare_peers.py bpr --data-dir ../shared/data [--scale 0.2]
 
 Each section prints a table (median of ``--repeats`` runs, ratio against tastebud) and the
 results are written as JSON under ``benchmarks/results/``. Peers run in their best documented
@@ -679,6 +681,191 @@ def bench_item2vec(args: argparse.Namespace) -> None:
     save("item2vec_tune" if args.tune else "item2vec", {"args": vars(args), "rows": rows})
 
 
+# --------------------------------------------------------------------------- ALS / BPR
+def _mf_splits(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
+    """(label, train, test) per data set: DESIGN protocol (binarised, per-user 20%, seed 42)."""
+    from tastebud.data import datasets, split
+
+    out = []
+    for name in args.datasets:
+        if name == "synthetic":
+            s = args.scale
+            n_users, n_items = int(200_000 * s), int(50_000 * s)
+            t0 = time.perf_counter()
+            data = datasets.synthetic(
+                n_users=n_users, n_items=n_items, n_interactions=int(10_000_000 * s),
+                random_state=42,
+            )  # fmt: skip
+            inter = data.interactions.binarize()
+            label = f"synthetic {n_users}x{n_items} (scale {s})"
+            print(f"generated {label} in {time.perf_counter() - t0:.1f}s")
+        else:
+            path = Path(args.data_dir) / name
+            if not path.exists():
+                print(f"{name}: not found under {args.data_dir}, skipped")
+                continue
+            inter = datasets.load_movielens(path).ratings.binarize()
+            label = name
+        train, test = split.random_holdout(inter, test_fraction=0.2, random_state=42)
+        out.append((label, train, test))
+    return out
+
+
+def _ranking(recommended: np.ndarray, test: Any, users: np.ndarray) -> dict[str, float]:
+    from tastebud.metrics import ranking_metrics
+
+    values = ranking_metrics(
+        recommended.astype(np.int64), test.matrix[users], k=10,
+        metrics=("precision", "recall", "ndcg", "map"),
+    )  # fmt: skip
+    return {f"{m}@10": float(np.nanmean(v)) for m, v in values.items()}
+
+
+def _tastebud_mf(args: argparse.Namespace, family: str, **extra: Any) -> Any:
+    from tastebud import ALS, BPR
+
+    common = dict(factors=64, iterations=args.iterations, random_state=42, num_threads=args.threads)
+    if family == "als":
+        params = dict(regularization=0.05, alpha=1.0, cg_steps=3, **common)
+        params.update(extra)
+        return ALS(**params)
+    return BPR(learning_rate=args.learning_rate, regularization=0.01, **common, **extra)
+
+
+def _implicit_mf(args: argparse.Namespace, family: str) -> Any:
+    if family == "als":
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=64, regularization=0.05, alpha=1.0, iterations=args.iterations,
+            calculate_training_loss=False, num_threads=args.threads, random_state=42,
+        )  # fmt: skip
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    return BayesianPersonalizedRanking(
+        factors=64, learning_rate=args.learning_rate, regularization=0.01,
+        iterations=args.iterations, num_threads=args.threads, random_state=42,
+    )  # fmt: skip
+
+
+def _mf_run(ctx: dict[str, Any], name: str, make: Callable[[], Any], is_implicit: bool) -> None:
+    """Fit ``repeats`` times (median fit and per-iteration time), then recommend for all users."""
+    from tastebud.search import blas_single_thread
+
+    args, users, seen = ctx["args"], ctx["users"], ctx["seen"]
+    fits, per_iter = [], []
+    model = None
+    for _ in range(args.repeats):
+        iters: list[float] = []
+
+        def cb(it: int, seconds: float, *_: Any, iters: list[float] = iters) -> None:
+            iters.append(seconds)
+
+        if is_implicit:
+            with threadpool_limits(1, "blas"):
+                model = make()
+                t0 = time.perf_counter()
+                model.fit(seen, show_progress=False, callback=cb)
+        else:
+            model = make()
+            t0 = time.perf_counter()
+            model.fit(ctx["train"], callback=cb)
+        fits.append(time.perf_counter() - t0)
+        per_iter.append(statistics.median(iters))
+    t0 = time.perf_counter()
+    if is_implicit:
+        with threadpool_limits(1, "blas"):
+            recs, _ = model.recommend(users, seen[users], N=10, filter_already_liked_items=True)
+    else:
+        with blas_single_thread():
+            recs, _ = model.recommend_indices(users, 10, num_threads=args.threads)
+    rec_time = time.perf_counter() - t0
+    row = {
+        "library": name,
+        "fit_s": statistics.median(fits),
+        "iter_s": statistics.median(per_iter),
+        "recommend_all_s": rec_time,
+        **_ranking(recs, ctx["test"], users),
+    }
+    if ctx["family"] == "bpr":
+        row["samples_per_s"] = ctx["nnz"] / row["iter_s"]
+    ctx["rows"].append(row)
+    print(f"  {ctx['label']:<28} {name:<40} fit {row['fit_s']:.3f}s iter {row['iter_s']:.4f}s "
+          f"rec {rec_time:.2f}s ndcg@10 {row['ndcg@10']:.4f}")  # fmt: skip
+
+
+def _mf_compare(args: argparse.Namespace, family: str) -> None:
+    threads = args.threads
+    gemm = gemm_gflops(threads, 3)
+    print(f"GEMM float32 with {threads} threads: {gemm}")
+    results = []
+    for label, train, test in _mf_splits(args):
+        nnz = train.nnz
+        ctx: dict[str, Any] = {
+            "args": args, "family": family, "label": label, "train": train, "test": test,
+            "users": np.flatnonzero(test.user_counts() > 0),
+            "seen": train.matrix.copy(),  # implicit needs a writeable matrix
+            "nnz": nnz, "rows": [],
+        }  # fmt: skip
+        rows = ctx["rows"]
+        _mf_run(ctx, "tastebud", lambda: _tastebud_mf(args, family), False)
+        if family == "als" and args.ials:
+            _mf_run(
+                ctx,
+                f"tastebud iALS (w0={args.ials_w0}, nu=1, reg={args.ials_reg})",
+                lambda: _tastebud_mf(
+                    args, family, unobserved_weight=args.ials_w0, regularization_exponent=1.0,
+                    regularization=args.ials_reg,
+                ),
+                False,
+            )  # fmt: skip
+        try:
+            import implicit  # noqa: F401
+
+            _mf_run(ctx, "implicit 0.7 (BLAS 1 thread)", lambda: _implicit_mf(args, family), True)
+        except ImportError:
+            print("  implicit: not installed")
+        base = rows[0]
+        for r in rows:
+            r["iter_speedup_vs_tastebud"] = r["iter_s"] / base["iter_s"]
+            r["fit_speedup_vs_tastebud"] = r["fit_s"] / base["fit_s"]
+        extra: dict[str, Any] = {}
+        if family == "als":
+            f, steps = 64, 3
+            n_rows = train.n_users + train.n_items
+            # Per iteration (both halves): each CG pass over a row's entries is a dot and an
+            # axpy (4 f flops per entry), 1 + steps passes; as many f x f symv (2 f^2 each)
+            # per row; plus the two Gram matrices (2 f^2 per row of the fixed side).
+            flops = (4 * f * nnz * 2 + 2 * f * f * n_rows) * (1 + steps) + 2 * f * f * n_rows
+            extra = {
+                "cg_gflop_per_iteration": flops / 1e9,
+                "gemm_bound_iter_s": flops / 1e9 / gemm["square_4096"],
+                "tastebud_gflops": flops / 1e9 / base["iter_s"],
+                "pct_of_gemm": 100 * flops / 1e9 / base["iter_s"] / gemm["square_4096"],
+            }
+            print(f"  CG flops/iteration {flops / 1e9:.3f} GFLOP; GEMM-bound limit "
+                  f"{extra['gemm_bound_iter_s']:.4f}s; tastebud {extra['tastebud_gflops']:.1f} "
+                  f"GFLOP/s = {extra['pct_of_gemm']:.0f}% of GEMM")  # fmt: skip
+        cols = ["library", "fit_s", "iter_s", "recommend_all_s", "precision@10", "recall@10",
+                "ndcg@10", "map@10", "iter_speedup_vs_tastebud", "fit_speedup_vs_tastebud"]  # fmt: skip
+        if family == "bpr":
+            cols.insert(3, "samples_per_s")
+        print_table(
+            f"{family.upper()} on {label}: train nnz {nnz}, {args.iterations} iterations, "
+            f"{threads} threads", rows, cols,
+        )  # fmt: skip
+        results.append({"data": label, "nnz": nnz, "rows": rows, **extra})
+    save(family, {"args": vars(args), "gemm_gflops": gemm, "results": results})
+
+
+def bench_als(args: argparse.Namespace) -> None:
+    _mf_compare(args, "als")
+
+
+def bench_bpr(args: argparse.Namespace) -> None:
+    _mf_compare(args, "bpr")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -722,6 +909,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tune", action="store_true", help="grid on a validation split of train")
     p.set_defaults(func=bench_item2vec)
+    for fam, fn, iters in (("als", bench_als, 15), ("bpr", bench_bpr, 100)):
+        p = sub.add_parser(fam, help=f"{fam.upper()} vs implicit (DESIGN protocol)")
+        p.add_argument("--data-dir", default="../shared/data")
+        p.add_argument(
+            "--datasets", nargs="+", default=["ml-100k", "ml-latest-small", "synthetic"],
+            help="ml-100k, ml-latest-small, synthetic",
+        )  # fmt: skip
+        p.add_argument("--scale", type=float, default=1.0,
+                       help="synthetic size: scale x (200,000 users, 50,000 items, 10M events)")  # fmt: skip
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--iterations", type=int, default=iters)
+        p.add_argument("--repeats", type=int, default=3)
+        if fam == "bpr":
+            p.add_argument("--learning-rate", type=float, default=0.05)
+        else:
+            p.add_argument("--ials", action="store_true", help="also run the iALS options")
+            p.add_argument("--ials-w0", type=float, default=0.3)
+            p.add_argument("--ials-reg", type=float, default=0.02)
+        p.set_defaults(func=fn)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
     args.func(args)

@@ -34,6 +34,8 @@ _LAZY = {
     "RP3beta": "tastebud.models",
     "EASE": "tastebud.models",
     "Item2Vec": "tastebud.models",
+    "ALS": "tastebud.models",
+    "BPR": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}

@@ -46,9 +46,23 @@ def _item2vec() -> Any:
     return Item2Vec(factors=64, epochs=10, history=50, recency_decay=0.9, popularity_weight=2.0)
 
 
+def _als() -> Any:
+    from tastebud.models import ALS
+
+    return ALS(factors=32, regularization=0.05, alpha=1.0, iterations=15, random_state=42)
+
+
+def _bpr() -> Any:
+    from tastebud.models import BPR
+
+    return BPR(factors=32, learning_rate=0.05, regularization=0.01, iterations=60, random_state=42)
+
+
 #: (name, factory) of every model the demo fits; each family adds its own line.
 DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
     ("Popularity", _popularity),
+    ("ALS", _als),
+    ("BPR", _bpr),
     ("ItemKNN", _item_knn),
     ("EASE", _ease),
     ("RP3beta", _rp3beta),

@@ -1,12 +1,16 @@
 """Recommender models: one module per family, all following the contract of ``base``."""
 
+from tastebud.models.als import ALS
 from tastebud.models.base import Recommendations, Recommender, load
+from tastebud.models.bpr import BPR
 from tastebud.models.ease import EASE
 from tastebud.models.item2vec import Item2Vec
 from tastebud.models.knn import ItemKNN, KNNRating, RP3beta, UserKNN
 from tastebud.models.popularity import Popularity
 
 __all__ = [
+    "ALS",
+    "BPR",
     "EASE",
     "Item2Vec",
     "ItemKNN",
