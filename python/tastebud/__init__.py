@@ -27,6 +27,10 @@ _LAZY = {
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
+    "Baseline": "tastebud.models",
+    "SVD": "tastebud.models",
+    "SVDpp": "tastebud.models",
+    "ExplicitALS": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}
