@@ -8,6 +8,7 @@ Usage::
     python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
     python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials]
     python benchmarks/compare_peers.py bpr --data-dir ../shared/data [--scale 0.2]
+    python benchmarks/compare_peers.py rating --data-dir ../shared/data [--folds 5]
 
 Each section prints a table (median of ``--repeats`` runs, ratio against tastebud) and the
 results are written as JSON under ``benchmarks/results/``. Peers run in their best documented
@@ -866,6 +867,150 @@ def bench_bpr(args: argparse.Namespace) -> None:
     _mf_compare(args, "bpr")
 
 
+# --------------------------------------------------------------------------- rating
+def _rating_models(threads: int) -> list[tuple[str, str | None, Callable[[], Any], Any]]:
+    """(model, Surprise peer name, tastebud factory, Surprise factory) at Surprise's defaults."""
+    from tastebud import SVD, Baseline, ExplicitALS, SVDpp
+
+    try:
+        import surprise
+    except ImportError:
+        surprise = None
+
+    def peer(name: str) -> Any:
+        return None if surprise is None else getattr(surprise, name)
+
+    return [
+        ("Baseline", "BaselineOnly", lambda: Baseline(), peer("BaselineOnly")),
+        ("SVD", "SVD", lambda: SVD(random_state=0), peer("SVD")),
+        ("SVD (shuffle=False)", "SVD", lambda: SVD(shuffle=False, random_state=0), None),
+        (
+            f"SVD (Hogwild, {threads} threads)",
+            "SVD",
+            lambda: SVD(random_state=0, num_threads=threads),
+            None,
+        ),
+        ("SVDpp", "SVDpp", lambda: SVDpp(random_state=0), peer("SVDpp")),
+        ("ExplicitALS", None, lambda: ExplicitALS(random_state=0), None),
+    ]
+
+
+def bench_rating(args: argparse.Namespace) -> None:
+    """5-fold CV of the rating rows (seed 42): RMSE/MAE/fit/predict vs scikit-surprise."""
+    from tastebud.data import datasets, split
+
+    try:
+        import pandas as pd
+        from surprise import Dataset, Reader
+    except ImportError:
+        print("  scikit-surprise: not installed (pip install scikit-surprise)")
+        Dataset = None
+    all_rows: list[dict[str, Any]] = []
+    for name in args.datasets:
+        ml = datasets.load_movielens(Path(args.data_dir) / name)
+        folds = split.kfold(ml.ratings, 5, random_state=42)[: args.folds]
+        scale = (float(ml.ratings.matrix.data.min()), float(ml.ratings.matrix.data.max()))
+        print(f"\n{name}: {ml.ratings}, scale {scale}, {len(folds)} of 5 folds (seed 42)")
+        models = _rating_models(args.threads)
+        # Warm-up: load (or compile) every Numba kernel once, outside the timings.
+        warm = folds[0][0]
+        for _, _, make, _ in models:
+            make().set_params(**({"epochs": 1} if "epochs" in make().get_params() else {})).fit(
+                warm
+            )
+        per_model: dict[str, dict[str, list[float]]] = {}
+
+        def add(model: str, key: str, value: float, store: dict = per_model) -> None:
+            store.setdefault(model, {}).setdefault(key, []).append(value)
+
+        for f, (train, test) in enumerate(folds):
+            a_train, a_test = train.to_arrays(), test.to_arrays()
+            truth = a_test["weight"].astype(np.float64)
+            trainset = testset = None
+            if Dataset is not None:
+                frame = pd.DataFrame(
+                    {"u": a_train["user"], "i": a_train["item"], "r": a_train["weight"]}
+                )
+                trainset = Dataset.load_from_df(frame, Reader(rating_scale=scale))
+                trainset = trainset.build_full_trainset()
+                testset = list(
+                    zip(
+                        a_test["user"].tolist(),
+                        a_test["item"].tolist(),
+                        truth.tolist(),
+                        strict=True,
+                    )
+                )
+            for label, peer_name, make, peer_cls in models:
+                model = make()
+                t0 = time.perf_counter()
+                model.fit(train)
+                add(label, "fit_s", time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                pred = model.predict(a_test["user"], a_test["item"]).astype(np.float64)
+                add(label, "predict_s", time.perf_counter() - t0)
+                add(label, "rmse", float(np.sqrt(np.mean((pred - truth) ** 2))))
+                add(label, "mae", float(np.mean(np.abs(pred - truth))))
+                if peer_cls is None or trainset is None:
+                    continue
+                if peer_name == "SVDpp" and name not in args.svdpp_datasets:
+                    continue
+                peer = peer_cls(random_state=0) if peer_name != "BaselineOnly" else peer_cls()
+                plabel = f"surprise {peer_name}"
+                t0 = time.perf_counter()
+                peer.fit(trainset)
+                add(plabel, "fit_s", time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                preds = peer.test(testset)
+                add(plabel, "predict_s", time.perf_counter() - t0)
+                est = np.array([p.est for p in preds])
+                add(plabel, "rmse", float(np.sqrt(np.mean((est - truth) ** 2))))
+                add(plabel, "mae", float(np.mean(np.abs(est - truth))))
+            print(f"  fold {f + 1} done")
+        rows = []
+        for label, vals in per_model.items():
+            rows.append(
+                {
+                    "data": name,
+                    "model": label,
+                    "rmse": statistics.fmean(vals["rmse"]),
+                    "mae": statistics.fmean(vals["mae"]),
+                    "fit_s": statistics.median(vals["fit_s"]),
+                    "predict_s": statistics.median(vals["predict_s"]),
+                    "folds": len(vals["rmse"]),
+                }
+            )
+        by_label = {r["model"]: r for r in rows}
+        for r in rows:
+            if r["model"].startswith("surprise"):
+                continue
+            peer_name = next((p for m, p, _, _ in models if m == r["model"]), None)
+            peer_row = by_label.get(f"surprise {peer_name}") if peer_name else None
+            if peer_row is not None:
+                r["peer"] = f"surprise {peer_name}"
+                r["rmse_diff"] = r["rmse"] - peer_row["rmse"]
+                r["fit_speedup"] = peer_row["fit_s"] / r["fit_s"]
+                r["predict_speedup"] = peer_row["predict_s"] / r["predict_s"]
+        print_table(
+            f"rating prediction on {name}: mean RMSE/MAE over folds, median fit/predict "
+            f"seconds per fold, speedup = surprise time / tastebud time",
+            rows,
+            [
+                "model",
+                "rmse",
+                "mae",
+                "fit_s",
+                "predict_s",
+                "peer",
+                "rmse_diff",
+                "fit_speedup",
+                "predict_speedup",
+            ],
+        )
+        all_rows.extend(rows)
+    save("rating", {"args": vars(args), "rows": all_rows})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -928,6 +1073,18 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--ials-w0", type=float, default=0.3)
             p.add_argument("--ials-reg", type=float, default=0.02)
         p.set_defaults(func=fn)
+    p = sub.add_parser("rating", help="Baseline/SVD/SVD++ vs scikit-surprise, k-fold CV")
+    p.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared" / "data"))
+    p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
+    p.add_argument("--folds", type=int, default=5, help="run only the first N of the 5 folds")
+    p.add_argument(
+        "--svdpp-datasets",
+        nargs="*",
+        default=["ml-100k"],
+        help="data sets on which to run Surprise's (slow, O(|N(u)|^2)) SVDpp",
+    )
+    p.add_argument("--threads", type=int, default=2, help="threads of the Hogwild SVD row")
+    p.set_defaults(func=bench_rating)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
     args.func(args)

@@ -36,6 +36,10 @@ _LAZY = {
     "Item2Vec": "tastebud.models",
     "ALS": "tastebud.models",
     "BPR": "tastebud.models",
+    "Baseline": "tastebud.models",
+    "SVD": "tastebud.models",
+    "SVDpp": "tastebud.models",
+    "ExplicitALS": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}

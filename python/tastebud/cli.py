@@ -58,6 +58,12 @@ def _bpr() -> Any:
     return BPR(factors=32, learning_rate=0.05, regularization=0.01, iterations=60, random_state=42)
 
 
+def _svd() -> Any:
+    from tastebud.models import SVD
+
+    return SVD(factors=32, epochs=20, random_state=42)
+
+
 #: (name, factory) of every model the demo fits; each family adds its own line.
 DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
     ("Popularity", _popularity),
@@ -68,6 +74,40 @@ DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
     ("RP3beta", _rp3beta),
     ("Item2Vec", _item2vec),
 ]
+
+#: (name, factory) of the rating models whose RMSE/MAE the demo reports on the ratings.
+RATING_MODELS: list[tuple[str, Callable[[], Any]]] = [
+    ("Baseline", lambda: _rating_model("Baseline")),
+    ("SVD", _svd),
+    ("SVDpp", lambda: _rating_model("SVDpp", factors=20, random_state=42)),
+]
+
+
+def _rating_model(name: str, **params: Any) -> Any:
+    import tastebud.models
+
+    return getattr(tastebud.models, name)(**params)
+
+
+def _rating_section(ratings: Any, seed: int, wanted: set[str] | None) -> None:
+    """RMSE/MAE of the rating models on a per-user 20% holdout of the ratings."""
+    from tastebud.data import split
+    from tastebud.metrics import mae, rmse
+
+    train, test = split.random_holdout(ratings, test_fraction=0.2, random_state=seed)
+    arrays = test.to_arrays()
+    print(f"\nrating prediction: per-user 20% holdout of {ratings.nnz} ratings, seed {seed}")
+    print(f"{'model':<10} {'RMSE':>7} {'MAE':>7} {'fit s':>7}")
+    for name, factory in RATING_MODELS:
+        if wanted is not None and name.lower() not in wanted:
+            continue
+        t0 = time.perf_counter()
+        model = factory().fit(train)
+        fit_s = time.perf_counter() - t0
+        pred = model.predict(arrays["user"], arrays["item"])
+        err_r = rmse(arrays["weight"], pred)
+        err_m = mae(arrays["weight"], pred)
+        print(f"{name:<10} {err_r:>7.4f} {err_m:>7.4f} {fit_s:>7.2f}")
 
 
 def _next_item_report(interactions: Any, factories: dict[str, Callable[[], Any]]) -> None:
@@ -111,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tastebud.evaluation import compare
 
     t0 = time.perf_counter()
-    interactions, _ = _load_data(args)
+    interactions, ratings = _load_data(args)
     print(f"data: {args.data} {interactions} (loaded in {time.perf_counter() - t0:.2f}s)")
     train, test = split.random_holdout(interactions, test_fraction=0.2, random_state=args.seed)
     print(f"split: per-user 20% holdout, seed {args.seed}: train {train.nnz}, test {test.nnz}")
@@ -133,6 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(result)
     if any(name == "Item2Vec" for name in models):
         _next_item_report(interactions, dict(DEMO_MODELS))
+    if ratings is not None:
+        _rating_section(ratings, args.seed, wanted)
     if args.data == "synthetic":
         from tastebud.abtest import demo_ab_section
         from tastebud.data import datasets

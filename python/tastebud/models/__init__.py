@@ -6,12 +6,16 @@ from tastebud.models.bpr import BPR
 from tastebud.models.ease import EASE
 from tastebud.models.item2vec import Item2Vec
 from tastebud.models.knn import ItemKNN, KNNRating, RP3beta, UserKNN
+from tastebud.models.mf import SVD, Baseline, ExplicitALS, SVDpp
 from tastebud.models.popularity import Popularity
 
 __all__ = [
     "ALS",
     "BPR",
     "EASE",
+    "SVD",
+    "Baseline",
+    "ExplicitALS",
     "Item2Vec",
     "ItemKNN",
     "KNNRating",
@@ -19,6 +23,7 @@ __all__ = [
     "RP3beta",
     "Recommendations",
     "Recommender",
+    "SVDpp",
     "UserKNN",
     "load",
 ]

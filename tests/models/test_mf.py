@@ -1,0 +1,426 @@
+"""Explicit rating models: kernels against references, planted-model accuracy, contract."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tastebud
+from tastebud import SVD, Baseline, ExplicitALS, SVDpp
+from tastebud.data import Interactions, datasets, split
+from tastebud.kernels import sgd
+from tastebud.models.mf import _Ratings
+from tests.models.contract import CONTRACT_CHECKS, run_check
+from tests.reference import mf_reference as ref
+
+# --------------------------------------------------------------------------- data
+_SYN = datasets.synthetic(n_users=300, n_items=200, n_interactions=9000, random_state=0)
+TRAIN, TEST = split.random_holdout(_SYN.ratings, random_state=0)
+
+
+def planted(n_users=400, n_items=300, density=0.3, rank=4, noise=0.3, seed=0):
+    """Ratings from a biased low-rank model plus Gaussian noise (continuous, unclipped)."""
+    rng = np.random.default_rng(seed)
+    s = (0.36 / rank) ** 0.25  # p . q has standard deviation ~0.6
+    p = rng.normal(0, s, (n_users, rank))
+    q = rng.normal(0, s, (n_items, rank))
+    bu = rng.normal(0, 0.3, n_users)
+    bi = rng.normal(0, 0.4, n_items)
+    mask = rng.random((n_users, n_items)) < density
+    u, i = np.nonzero(mask)
+    r = 3.5 + bu[u] + bi[i] + np.einsum("ij,ij->i", p[u], q[i]) + rng.normal(0, noise, u.size)
+    inter = Interactions.from_arrays(u, i, weights=r, allow_negative=True)
+    return split.kfold(inter, 5, random_state=seed)[0]
+
+
+P_TRAIN, P_TEST = planted()
+NOISE = 0.3
+
+
+def rmse(model, test):
+    a = test.to_arrays()
+    pred = model.predict(a["user"], a["item"], clip=False)
+    return float(np.sqrt(np.mean((pred - a["weight"]) ** 2)))
+
+
+# --------------------------------------------------------------------------- contract
+FACTORIES = {
+    "Baseline": lambda: Baseline(),
+    "SVD": lambda: SVD(factors=8, epochs=10, random_state=0, num_threads=1),
+    "SVDpp": lambda: SVDpp(factors=8, epochs=10, random_state=0, num_threads=1),
+    "ExplicitALS": lambda: ExplicitALS(factors=8, iterations=5, random_state=0, num_threads=1),
+}
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+@pytest.mark.parametrize("check", CONTRACT_CHECKS, ids=lambda c: c.__name__)
+def test_contract(check, name, tmp_path, request):
+    if name == "ExplicitALS" and check.__name__ == "check_recommend_for_matches_known_user":
+        # Principled exception: rating models read fold-in weights as ratings, and this check
+        # passes a bare item list (every rating = 1, the worst), which ALS-WR's exact solve
+        # answers by ranking the user's *dislikes* first. With the user's real ratings the
+        # fold-in does match (test_fold_in_with_ratings_matches_known_user).
+        request.applymarker(pytest.mark.xfail(strict=True, reason="weights are ratings"))
+    run_check(check, FACTORIES[name], TRAIN, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["SVD", "SVDpp", "ExplicitALS"])
+def test_fold_in_with_ratings_matches_known_user(name):
+    model = FACTORIES[name]().fit(TRAIN)
+    overlaps = []
+    for u in range(15):
+        row = TRAIN.matrix[u]
+        history = dict(zip(TRAIN.items.ids(row.indices).tolist(), row.data.tolist(), strict=True))
+        folded = model.recommend_for({"new": history}, k=10)
+        known = model.recommend(TRAIN.users.ids_array[u], k=10)
+        assert not set(folded.ids[0]) & set(history)
+        overlaps.append(len(set(folded.ids[0]) & set(known.ids[0])) / 10)
+    assert np.mean(overlaps) >= 0.5
+
+
+# --------------------------------------------------------------------------- kernels
+def _problem(draw_seed, n_users, n_items, nnz, factors, dtype):
+    rng = np.random.default_rng(draw_seed)
+    users = rng.integers(0, n_users, nnz).astype(np.int32)  # duplicates allowed
+    items = rng.integers(0, n_items, nnz).astype(np.int32)
+    ratings = rng.choice(np.array([1.0, 2.5, 5.0, 40.0, -7.0]), nnz).astype(dtype)
+    P = rng.normal(0, 0.1, (n_users, factors)).astype(dtype)
+    Q = rng.normal(0, 0.1, (n_items, factors)).astype(dtype)
+    bu = rng.normal(0, 0.1, n_users).astype(dtype)
+    bi = rng.normal(0, 0.1, n_items).astype(dtype)
+    hp = np.array([3.0, 0.005, 0.004, 0.003, 0.002, 0.02, 0.03, 0.04, 0.05], dtype=dtype)
+    return users, items, ratings, bu, bi, P, Q, hp
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_users=st.integers(1, 6),
+    n_items=st.integers(1, 6),
+    nnz=st.integers(0, 25),
+    factors=st.integers(0, 19),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_svd_epoch_matches_reference_exactly(seed, n_users, n_items, nnz, factors, dtype):
+    prob = _problem(seed, n_users, n_items, nnz, factors, dtype)
+    users, items, ratings, bu, bi, P, Q, hp = prob
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    for _ in range(3):  # a few epochs
+        sse_k = sgd.svd_epoch_serial(users, items, ratings, 1, *mine, hp, True)
+        sse_r = ref.svd_epoch(users, items, ratings, *theirs, hp)
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert sse_k == pytest.approx(sse_r, rel=1e-5)
+    fast = [a.copy() for a in (bu, bi, P, Q)]
+    sgd.svd_epoch_serial(users, items, ratings, 1, *fast, hp, False)
+    ref.svd_epoch(users, items, ratings, *[a.copy() for a in (bu, bi, P, Q)], hp)
+    exact = [a.copy() for a in (bu, bi, P, Q)]
+    sgd.svd_epoch_serial(users, items, ratings, 1, *exact, hp, True)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for a, b in zip(fast, exact, strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_svd_epoch_parallel_runs_and_learns():
+    users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    hp[0] = ratings.mean()
+    first = sgd.svd_epoch_parallel(users, items, ratings, 2, bu, bi, P, Q, hp, False)
+    for _ in range(10):
+        last = sgd.svd_epoch_parallel(users, items, ratings, 2, bu, bi, P, Q, hp, False)
+    assert np.isfinite(P).all()
+    assert last < first
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), n=st.integers(0, 40))
+def test_shufflers_permute(seed, n):
+    state = np.array([seed], dtype=np.uint64)
+    u = np.arange(n, dtype=np.int32)
+    i = u + 100
+    r = u.astype(np.float32) * 2
+    sgd.shuffle_ratings(u, i, r, state)
+    assert sorted(u.tolist()) == list(range(n))
+    np.testing.assert_array_equal(i, u + 100)  # triples stay together
+    np.testing.assert_array_equal(r, u * 2)
+    # segments shuffle within their bounds only
+    vals = np.arange(n, dtype=np.int64)
+    cuts = np.unique(np.r_[0, np.random.default_rng(seed % 1000).integers(0, n + 1, 3), n])
+    sgd.shuffle_segments(vals, cuts.astype(np.int64), state)
+    for lo, hi in itertools.pairwise(cuts):
+        assert sorted(vals[lo:hi].tolist()) == list(range(lo, hi))
+
+
+def test_shuffle_is_deterministic_and_moves():
+    a = np.arange(1000, dtype=np.int64)
+    b = a.copy()
+    sgd.shuffle_segments(a, np.array([0, 1000]), np.array([7], np.uint64))
+    sgd.shuffle_segments(b, np.array([0, 1000]), np.array([7], np.uint64))
+    np.testing.assert_array_equal(a, b)
+    assert (a != np.arange(1000)).mean() > 0.9
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_users=st.integers(1, 5),
+    n_items=st.integers(1, 6),
+    density=st.floats(0.0, 1.0),
+    factors=st.integers(1, 6),
+)
+def test_svdpp_epoch_matches_surprise_algorithm(seed, n_users, n_items, density, factors):
+    """The O(|N(u)|) kernel equals Surprise's O(|N(u)|^2) loop up to rounding (float64)."""
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_users, n_items)) < density
+    m = sp.csr_matrix(dense * rng.integers(1, 6, dense.shape).astype(np.float64))
+    indptr = m.indptr.astype(np.int64)
+    indices = m.indices.astype(np.int32)
+    ratings = m.data.astype(np.float64)
+    P = rng.normal(0, 0.1, (n_users, factors))
+    Q = rng.normal(0, 0.1, (n_items, factors))
+    Y = rng.normal(0, 0.1, (n_items, factors))
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    hp = np.array([3.0, 0.007, 0.006, 0.005, 0.004, 0.02, 0.03, 0.04, 0.05, 0.05, 0.5, 1.0])
+    user_order = rng.permutation(n_users).astype(np.int64)
+    positions = np.arange(ratings.size, dtype=np.int64)
+    sgd.shuffle_segments(positions, indptr, np.array([seed], np.uint64))
+    sqrt_n = np.sqrt(np.diff(indptr).astype(np.float64))
+    mine = [a.copy() for a in (bu, bi, P, Q, Y)]
+    theirs = [a.copy() for a in (bu, bi, P, Q, Y)]
+    for _ in range(3):
+        sgd.svdpp_epoch_serial(
+            indptr, indices, ratings, sqrt_n, user_order, positions, 1, *mine, hp, True
+        )
+        ref.svdpp_epoch(indptr, indices, ratings, user_order, positions, *theirs, hp)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_rows=st.integers(1, 6),
+    n_cols=st.integers(1, 8),
+    k=st.integers(1, 6),
+    reg=st.sampled_from([1e-3, 0.05, 10.0]),
+)
+def test_als_solve_matches_numpy(seed, n_rows, n_cols, k, reg):
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_rows, n_cols)) < 0.6
+    m = sp.csr_matrix(dense * rng.normal(0, 2, dense.shape))
+    m.data[m.data == 0] = 1.0
+    Y = rng.normal(0, 1, (n_cols, k)).astype(np.float32)
+    targets = m.data.astype(np.float32)
+    out = np.full((n_rows, k), np.nan, dtype=np.float32)
+    sgd.als_solve_serial(
+        m.indptr.astype(np.int64), m.indices.astype(np.int32), targets, Y, reg, 1, out
+    )
+    expected = ref.als_solve(m.indptr, m.indices, targets, Y, reg)
+    np.testing.assert_allclose(out, expected, rtol=2e-4, atol=2e-4)
+    par = np.full_like(out, np.nan)
+    sgd.als_solve_parallel(
+        m.indptr.astype(np.int64), m.indices.astype(np.int32), targets, Y, reg, 3, par
+    )
+    np.testing.assert_array_equal(par, out)
+
+
+# --------------------------------------------------------------------------- models vs refs
+def test_svd_model_matches_reference_unshuffled():
+    """SVD(shuffle=False) = Surprise's loop: same init draws, user-major order, float32."""
+    model = SVD(factors=5, epochs=3, shuffle=False, random_state=3).fit(TRAIN)
+    d = _Ratings(TRAIN, None)
+    rng = np.random.default_rng(3)
+    P = rng.normal(0, 0.1, (d.n_users, 5)).astype(np.float32)
+    Q = rng.normal(0, 0.1, (d.n_items, 5)).astype(np.float32)
+    bu, bi = np.zeros(d.n_users, np.float32), np.zeros(d.n_items, np.float32)
+    hp = np.array([d.mean, 0.005, 0.005, 0.005, 0.005, 0.02, 0.02, 0.02, 0.02], np.float32)
+    for _ in range(3):
+        ref.svd_epoch(d.users, d.items, d.ratings, bu, bi, P, Q, hp)
+    np.testing.assert_allclose(model.user_factors_, P, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.item_factors_, Q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.user_bias_, bu, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.item_bias_, bi, rtol=1e-4, atol=1e-5)
+
+
+def test_baseline_als_matches_surprise_loops():
+    model = Baseline(method="als").fit(TRAIN)
+    d = _Ratings(TRAIN, None)
+    bu, bi = ref.baseline_als(d.users, d.items, d.ratings, d.n_users, d.n_items, 10, 15, 10)
+    np.testing.assert_allclose(model.user_bias_, bu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.item_bias_, bi, rtol=1e-5, atol=1e-6)
+
+
+def test_baseline_sgd_matches_reference_unshuffled():
+    model = Baseline(method="sgd", epochs=4, shuffle=False).fit(TRAIN)
+    d = _Ratings(TRAIN, None)
+    bu, bi = np.zeros(d.n_users, np.float32), np.zeros(d.n_items, np.float32)
+    hp = np.array([d.mean, 0.005, 0.005, 0, 0, 0.02, 0.02, 0, 0], np.float32)
+    empty_p, empty_q = np.zeros((d.n_users, 0), np.float32), np.zeros((d.n_items, 0), np.float32)
+    for _ in range(4):
+        ref.svd_epoch(d.users, d.items, d.ratings, bu, bi, empty_p, empty_q, hp)
+    np.testing.assert_allclose(model.user_bias_, bu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.item_bias_, bi, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- accuracy
+def test_planted_model_rmse_approaches_noise():
+    base = rmse(Baseline().fit(P_TRAIN), P_TEST)
+    results = {
+        "SVD": SVD(factors=4, epochs=60, learning_rate=0.01, regularization=0.05),
+        "SVDpp": SVDpp(factors=4, epochs=40, learning_rate=0.01, regularization=0.05),
+        "ExplicitALS": ExplicitALS(factors=4, iterations=10, regularization=0.05),
+    }
+    assert base > 0.6  # the biases alone cannot explain the planted interactions
+    for name, model in results.items():
+        value = rmse(model.set_params(random_state=1).fit(P_TRAIN), P_TEST)
+        assert value < 1.2 * NOISE, (name, value, base)
+
+
+def test_hogwild_threads_match_serial_quality():
+    serial = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1).fit(P_TRAIN)
+    hog = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1, num_threads=2)
+    hog.fit(P_TRAIN)
+    assert abs(rmse(hog, P_TEST) - rmse(serial, P_TEST)) < 0.02
+    pp = SVDpp(factors=8, epochs=10, random_state=1, num_threads=2).fit(P_TRAIN)
+    assert rmse(pp, P_TEST) < rmse(Baseline().fit(P_TRAIN), P_TEST)
+    als1 = ExplicitALS(factors=4, iterations=3, random_state=1).fit(P_TRAIN)
+    als2 = ExplicitALS(factors=4, iterations=3, random_state=1, num_threads=2).fit(P_TRAIN)
+    np.testing.assert_allclose(als1.user_factors_, als2.user_factors_, rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_with_seed():
+    for make in (
+        lambda: SVD(factors=4, epochs=3, random_state=5),
+        lambda: SVDpp(factors=4, epochs=3, random_state=5),
+        lambda: Baseline(method="sgd", epochs=3, random_state=5),
+    ):
+        a, b = make().fit(TRAIN), make().fit(TRAIN)
+        np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+        np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+
+
+# --------------------------------------------------------------------------- predict
+def test_predict_unknown_rule_and_clip():
+    inter = Interactions.from_arrays(
+        ["a", "a", "b", "c"], ["x", "y", "x", "z"], weights=[5.0, 3.0, 4.0, 1.0]
+    )
+    model = SVD(factors=3, epochs=5, random_state=0).fit(inter)
+    mu = model.global_mean_
+    bu = dict(zip(model.users_.ids_array, model.user_bias_, strict=True))
+    bi = dict(zip(model.items_.ids_array, model.item_bias_, strict=True))
+    got = model.predict(["new", "a", "new"], ["x", "nope", "nope"], clip=False)
+    np.testing.assert_allclose(got, [mu + bi["x"], mu + bu["a"], mu], rtol=1e-6)
+    with pytest.raises(KeyError, match="new"):
+        model.predict(["new"], ["x"], unknown="error")
+    full = model.predict("a", ["x", "y", "z"], clip=False)
+    uvec = model.user_factors_[model.users_.index(["a"])[0]]
+    qs = model.item_factors_[model.items_.index(["x", "y", "z"])]
+    expected = mu + bu["a"] + model.item_bias_[model.items_.index(["x", "y", "z"])] + qs @ uvec
+    np.testing.assert_allclose(full, expected, rtol=1e-5)
+    assert model.predict("a", ["x", "y", "z"]).max() <= 5.0
+    assert model.predict("a", ["x", "y", "z"], clip=(2.0, 2.5)).max() <= 2.5
+    assert model.predict("a", "x").dtype == np.float32
+    with pytest.raises(ValueError, match="unknown"):
+        model.predict("a", "x", unknown="zero")
+    with pytest.raises(ValueError, match="same length"):
+        model.predict(["a", "b"], ["x", "y", "z"])
+
+
+def test_ids_without_training_ratings_are_unknown():
+    """k-fold keeps full vocabularies: users with no training rating fall back to biases."""
+    inter = Interactions.from_arrays([0, 0, 1, 2], [0, 1, 1, 2], weights=[5.0, 3.0, 4.0, 2.0])
+    train, _ = split.kfold(inter, 2, random_state=1)[0]
+    for model in (SVD(factors=3, epochs=3, random_state=0), SVDpp(factors=3, epochs=3)):
+        model.fit(train)
+        counts = np.diff(model.seen_.indptr)
+        assert np.all(model.user_factors_[counts == 0] == 0)
+        assert np.all(model.user_bias_[counts == 0] == 0)
+
+
+def test_ranking_matches_predicted_rating_order():
+    model = SVDpp(factors=6, epochs=5, random_state=0).fit(TRAIN)
+    user = TRAIN.users.ids_array[3]
+    recs = model.recommend(user, k=20, exclude_seen=False)
+    pred = model.predict(np.repeat(user, 20), recs.ids[0], clip=False)
+    assert np.all(np.diff(pred) <= 1e-4)
+    shift = pred - recs.scores[0]  # mu + b_u: constant for the user
+    np.testing.assert_allclose(shift, shift[0], atol=1e-4)
+
+
+def test_save_load_keeps_predictions(tmp_path):
+    for model in (SVDpp(factors=4, epochs=3, random_state=0), ExplicitALS(factors=3)):
+        model.fit(TRAIN)
+        model.save(tmp_path / "m.tbud")
+        loaded = tastebud.load(tmp_path / "m.tbud")
+        users, items = TRAIN.users.ids_array[:30], TRAIN.items.ids_array[:30]
+        np.testing.assert_array_equal(model.predict(users, items), loaded.predict(users, items))
+
+
+def test_unbiased_svd_predicts_dot_or_mean():
+    model = SVD(factors=4, epochs=5, biased=False, random_state=0).fit(TRAIN)
+    assert np.all(model.user_bias_ == 0)
+    u, i = TRAIN.users.ids_array[0], TRAIN.items.ids_array[0]
+    ui, ii = model.users_.index([u])[0], model.items_.index([i])[0]
+    dot = model.user_factors_[ui] @ model.item_factors_[ii]
+    assert model.predict(u, i, clip=False)[0] == pytest.approx(dot, rel=1e-5)
+    assert model.predict("x", i, clip=False)[0] == pytest.approx(model.global_mean_)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_bad_input():
+    with pytest.raises(ValueError, match="finite"):
+        Interactions.from_arrays([0, 1], [0, 1], weights=[1.0, np.nan])
+
+    class Fake:  # a matrix that bypassed Interactions' own checks
+        matrix = sp.csr_matrix(np.array([[1.0, np.nan]], dtype=np.float32))
+
+    with pytest.raises(ValueError, match="NaN"):
+        _Ratings(Fake(), None)
+    Fake.matrix = sp.csr_matrix(np.array([[1.0, 2.0]], dtype=np.float64))
+    with pytest.raises(TypeError, match="float32"):
+        _Ratings(Fake(), None)
+    with pytest.raises(ValueError, match="rating_scale"):
+        SVD(rating_scale=(1, 4)).fit(TRAIN)  # synthetic ratings reach 5
+    with pytest.raises(ValueError, match="low < high"):
+        SVD(rating_scale=(5, 1)).fit(TRAIN)
+    with pytest.raises(TypeError, match="rating_scale"):
+        Baseline(rating_scale="1-5").fit(TRAIN)
+    with pytest.raises(ValueError, match="empty"):
+        SVD().fit(sp.csr_matrix((3, 4), dtype=np.float32))
+    with pytest.raises(TypeError, match="interactions"):
+        SVD().fit([[1, 2]])
+    with pytest.raises(TypeError, match="factors"):
+        SVD(factors=2.5).fit(TRAIN)
+    with pytest.raises(ValueError, match="epochs"):
+        SVD(epochs=0).fit(TRAIN)
+    with pytest.raises(ValueError, match="learning_rate"):
+        SVD(learning_rate=-1).fit(TRAIN)
+    with pytest.raises(ValueError, match="reg_qi"):
+        SVD(reg_qi=float("nan")).fit(TRAIN)
+    with pytest.raises(TypeError, match="lr_yj"):
+        SVDpp(lr_yj="fast").fit(TRAIN)
+    with pytest.raises(TypeError, match="shuffle"):
+        SVD(shuffle="yes").fit(TRAIN)
+    with pytest.raises(TypeError, match="random_state"):
+        SVD(random_state="seed").fit(TRAIN)
+    with pytest.raises(ValueError, match="num_threads"):
+        SVD(num_threads=-2).fit(TRAIN)
+    with pytest.raises(ValueError, match="method"):
+        Baseline(method="newton").fit(TRAIN)
+    with pytest.raises(ValueError, match="regularization"):
+        ExplicitALS(regularization=0).fit(TRAIN)
+    with pytest.raises(TypeError, match="similarity"):
+        Baseline().fit(TRAIN).similar_items(TRAIN.items.ids_array[:1])
+    with pytest.raises(tastebud.NotFittedError):
+        SVD().predict([0], [0])
+
+
+def test_divergence_raises_fit_error():
+    with pytest.raises(tastebud.FitError, match="diverged"):
+        SVD(factors=4, epochs=30, learning_rate=5.0, random_state=0).fit(P_TRAIN)
