@@ -275,7 +275,9 @@ class Hybrid(Recommender):
         setattr(self, f"{side}_feature_emb_acc_", np.empty((0, f), np.float32))
         setattr(self, f"{side}_feature_bias_acc_", np.empty(0, np.float32))
         adadelta = self.learning_schedule == "adadelta"
-        setattr(self, f"{side}_feature_emb_acc2_", np.empty((0, f), np.float32) if adadelta else None)
+        setattr(
+            self, f"{side}_feature_emb_acc2_", np.empty((0, f), np.float32) if adadelta else None
+        )
         setattr(self, f"{side}_feature_bias_acc2_", np.empty(0, np.float32) if adadelta else None)
         setattr(self, f"{side}_features_indptr_", np.zeros(1, np.int64))
         setattr(self, f"{side}_features_indices_", np.empty(0, np.int32))
@@ -364,7 +366,11 @@ class Hybrid(Recommender):
         for name, block in grow:
             current_arr = getattr(self, f"{side}_{name}")
             if current_arr is not None:
-                setattr(self, f"{side}_{name}", np.ascontiguousarray(np.concatenate([current_arr, block])))
+                setattr(
+                    self,
+                    f"{side}_{name}",
+                    np.ascontiguousarray(np.concatenate([current_arr, block])),
+                )
 
     def _side_matrix_raw(self, side: str, n_rows: int, n_cols: int) -> sp.csr_matrix:
         return sp.csr_matrix(
@@ -442,7 +448,9 @@ class Hybrid(Recommender):
         self._grow_side("user", 0, data.users, user_features, rng)
         self._grow_side("item", 0, data.items, item_features, rng)
         self.epochs_done_ = 0
-        self._train(_positives(data.matrix), data.users, data.items, int(self.epochs), show_progress)
+        self._train(
+            _positives(data.matrix), data.users, data.items, int(self.epochs), show_progress
+        )
         self.users_ = data.users
         self.items_ = data.items
         self.seen_ = data.matrix
@@ -501,7 +509,8 @@ class Hybrid(Recommender):
         items, iidx = self.items_.extend(data.items.ids_array)
         coo = data.matrix.tocoo()
         new = sp.csr_matrix(
-            (coo.data, (uidx[coo.row], iidx[coo.col])), shape=(len(users), len(items)),
+            (coo.data, (uidx[coo.row], iidx[coo.col])),
+            shape=(len(users), len(items)),
             dtype=np.float32,
         )
         old = self.seen_.tocoo()
@@ -604,7 +613,11 @@ class Hybrid(Recommender):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
         exclude = sp.csr_matrix(
-            (np.ones(item_indices.size, np.float32), item_indices, np.arange(item_indices.size + 1)),
+            (
+                np.ones(item_indices.size, np.float32),
+                item_indices,
+                np.arange(item_indices.size + 1),
+            ),
             shape=(item_indices.size, vectors.shape[0]),
         )
         return search.topk(unit[item_indices], unit, k, exclude=exclude, allow=allow, deny=deny)
@@ -808,18 +821,18 @@ def _normalize(scores: np.ndarray, candidates: np.ndarray, how: str) -> np.ndarr
         out[order] = less
         out = out.reshape(n, m) / np.maximum(count, 1)
         return out.astype(np.float32)
-    masked = np.where(use, s, np.nan)
-    with np.errstate(all="ignore"):
-        if how == "zscore":
-            center = np.nanmean(masked, axis=1, keepdims=True) if masked.size else masked
-            scale = np.nanstd(masked, axis=1, keepdims=True) if masked.size else masked
-        else:
-            center = np.nanmin(masked, axis=1, keepdims=True) if masked.size else masked
-            scale = np.nanmax(masked, axis=1, keepdims=True) - center
+    safe = np.maximum(count, 1)
+    if how == "zscore":
+        center = np.where(use, s, 0.0).sum(axis=1, keepdims=True) / safe
+        dev = np.where(use, s - center, 0.0)
+        scale = np.sqrt((dev * dev).sum(axis=1, keepdims=True) / safe)
+    else:
+        center = np.where(use, s, np.inf).min(axis=1, keepdims=True)
+        scale = np.where(use, s, -np.inf).max(axis=1, keepdims=True) - center
     center = np.where(count > 0, center, 0.0)
     scale = np.where((count > 0) & (scale > 0), scale, np.inf)
     out = (np.where(finite, s, 0.0) - center) / scale
-    low = np.where(use, out, np.inf).min(axis=1, keepdims=True) if out.size else out
+    low = np.where(use, out, np.inf).min(axis=1, keepdims=True)
     low = np.where(np.isfinite(low), low, 0.0)
     out = np.where(finite, out, low)
     return out.astype(np.float32)
@@ -1080,7 +1093,9 @@ class Blend(Recommender):
                 return -np.inf
             total = self._combine(blocks, counts, w)
             rec, _ = search.topk(total, k=k, exclude=rows)
-            return float(np.nanmean(M.ranking_metrics(rec, relevant, k=k, metrics=(metric,))[metric]))
+            return float(
+                np.nanmean(M.ranking_metrics(rec, relevant, k=k, metrics=(metric,))[metric])
+            )
 
         w = np.asarray(self.weights_, dtype=np.float64).copy()
         best = value(w)
@@ -1118,6 +1133,7 @@ class Blend(Recommender):
                 blobs.append(np.frombuffer(p.read_bytes(), dtype=np.uint8))
         self.components_blob_ = np.concatenate(blobs)
         self.components_sizes_ = np.array([b.size for b in blobs], dtype=np.int64)
+        self._as_dict = isinstance(self.models, Mapping)
         models, self.models = self.models, names
         try:
             super().save(path)
@@ -1126,7 +1142,7 @@ class Blend(Recommender):
             del self.components_blob_, self.components_sizes_
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"names": self._names, "as_dict": isinstance(self.models, Mapping)}
+        return {"names": self._names, "as_dict": self._as_dict}
 
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         names = [str(n) for n in state.get("names", [])]
