@@ -40,6 +40,8 @@ _LAZY = {
     "SVD": "tastebud.models",
     "SVDpp": "tastebud.models",
     "ExplicitALS": "tastebud.models",
+    "Hybrid": "tastebud.models",
+    "Blend": "tastebud.models",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}

@@ -4,6 +4,7 @@ from tastebud.models.als import ALS
 from tastebud.models.base import Recommendations, Recommender, load
 from tastebud.models.bpr import BPR
 from tastebud.models.ease import EASE
+from tastebud.models.hybrid import Blend, Hybrid
 from tastebud.models.item2vec import Item2Vec
 from tastebud.models.knn import ItemKNN, KNNRating, RP3beta, UserKNN
 from tastebud.models.mf import SVD, Baseline, ExplicitALS, SVDpp
@@ -15,7 +16,9 @@ __all__ = [
     "EASE",
     "SVD",
     "Baseline",
+    "Blend",
     "ExplicitALS",
+    "Hybrid",
     "Item2Vec",
     "ItemKNN",
     "KNNRating",

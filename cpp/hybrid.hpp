@@ -1,0 +1,491 @@
+// Feature-embedding hybrid factorization (Kula 2015, "Metadata Embeddings for User and Item
+// Cold-start Recommendations", the LightFM model), trained by Hogwild SGD (Recht et al. 2011).
+//
+// A user's representation is the weighted sum of the embeddings of its features,
+//   p_u = sum_a x_ua U_a,  b_u = sum_a x_ua c_a,
+// an item's likewise (q_i, b_i from V, d), and the score is s(u, i) = p_u . q_i + b_u + b_i.
+// With one identity feature per user and item this is plain matrix factorization with biases.
+//
+// Losses (per sampled positive (u, i)):
+//   BPR      (Rendle et al. 2009): -log sigmoid(s_ui - s_uj), one sampled negative j.
+//   WARP     (Weston et al. 2011): draw negatives until one violates the margin
+//            (s_uj > s_ui - 1) or max_sampled draws are spent; after `trials` draws the
+//            positive's rank is estimated as floor((n_items - 1) / trials) and the hinge
+//            1 - s_ui + s_uj is weighted by log(max(1, rank)) (LightFM's weighting).
+//   k-OS     (Weston et al. 2013): per user, the k-th best scored of n sampled positives is
+//            the positive of a WARP step; an epoch visits every user once.
+//   logistic: -log sigmoid(s_ui) on the positive and -log sigmoid(-s_uj) on one sampled
+//            negative (negative sampling; LightFM's logistic loss uses only observed entries).
+// Every parameter touched by a step also gets the gradient alpha * theta of a per-feature L2
+// penalty (alpha = user_alpha or item_alpha), applied lazily only where a feature occurs.
+//
+// Learning schedules, per scalar parameter:
+//   adagrad  (Duchi et al. 2011): theta -= lr g / sqrt(G); G += g^2, G starting at 1, so
+//            the first step of every parameter is exactly lr g (as in LightFM).
+//   adadelta (Zeiler 2012): E[g2] = rho E[g2] + (1 - rho) g^2;
+//            dx = sqrt(E[dx2] + eps) / sqrt(E[g2] + eps) g; E[dx2] = rho E[dx2] + (1 - rho) dx^2;
+//            theta -= dx.
+//
+// Threads update the shared arrays without locks (Hogwild). Each thread owns a contiguous
+// block of the epoch's shuffled sample order and its own random stream, derived from
+// (seed, epoch, thread): with one thread the result is fully deterministic.
+// Kernels take raw pointers and assume validated input (bindings.cpp checks).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "topk.hpp"  // parallel_for, resolve_threads
+
+namespace tastebud {
+namespace hybrid {
+
+enum Loss : int { WARP = 0, BPR = 1, LOGISTIC = 2, WARP_KOS = 3 };
+enum Schedule : int { ADAGRAD = 0, ADADELTA = 1 };
+
+// SplitMix64 finaliser (seeding) and xoshiro128+-style 64-bit generator (xorshift64*):
+// small, fast, and good enough for sampling indices.
+inline uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+struct Random {
+    uint64_t s[2];
+    Random(uint64_t seed, uint64_t a, uint64_t b) {
+        s[0] = mix64(seed ^ mix64(a * 0x9E3779B97F4A7C15ULL + b));
+        s[1] = mix64(s[0] + 0x632BE59BD9B4E019ULL);
+        if ((s[0] | s[1]) == 0) s[1] = 1;
+    }
+    // xoroshiro128+ (Blackman & Vigna)
+    uint64_t next() {
+        const uint64_t s0 = s[0];
+        uint64_t s1 = s[1];
+        const uint64_t result = s0 + s1;
+        s1 ^= s0;
+        s[0] = ((s0 << 24) | (s0 >> 40)) ^ s1 ^ (s1 << 16);
+        s[1] = (s1 << 37) | (s1 >> 27);
+        return result;
+    }
+    // Uniform integer in [0, n), n < 2^32 (Lemire's multiply-shift on the high bits).
+    int64_t below(int64_t n) {
+        return static_cast<int64_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32);
+    }
+};
+
+// A CSR matrix with int64 indptr, int32 indices and float32 values.
+struct Csr {
+    const int64_t *indptr = nullptr;
+    const int32_t *indices = nullptr;
+    const float *data = nullptr;
+    int64_t rows = 0;
+};
+
+// One side's (users' or items') feature parameters and optimiser state. Arrays are
+// n_features x f (emb) and n_features (bias). acc1 = adagrad G or adadelta E[g^2];
+// acc2 = adadelta E[dx^2] (unused by adagrad).
+struct Side {
+    float *emb = nullptr, *bias = nullptr;
+    float *emb_acc1 = nullptr, *bias_acc1 = nullptr;
+    float *emb_acc2 = nullptr, *bias_acc2 = nullptr;
+    Csr features;
+    float alpha = 0.0f;
+};
+
+struct Settings {
+    int f = 0;
+    int loss = WARP;
+    int schedule = ADAGRAD;
+    float learning_rate = 0.05f;
+    float rho = 0.95f;
+    float epsilon = 1e-6f;
+    int max_sampled = 10;
+    int k = 5;
+    int n = 10;
+    int64_t n_items = 0;
+};
+
+inline bool row_contains(const Csr &m, int64_t row, int32_t col) {
+    const int32_t *first = m.indices + m.indptr[row], *last = m.indices + m.indptr[row + 1];
+    const int32_t *it = std::lower_bound(first, last, col);
+    return it != last && *it == col;
+}
+
+// WARP's rank estimate after `trials` draws found the first violator, and its loss weight.
+inline int64_t warp_rank_estimate(int64_t n_items, int64_t trials) {
+    return (n_items - 1) / trials;
+}
+inline float warp_weight(int64_t n_items, int64_t trials) {
+    return std::log(static_cast<float>(std::max<int64_t>(1, warp_rank_estimate(n_items, trials))));
+}
+
+inline float sigmoid(float x) {
+    if (x >= 0) return 1.0f / (1.0f + std::exp(-x));
+    const float e = std::exp(x);
+    return e / (1.0f + e);
+}
+
+// The vector loops take the factor count as a template parameter F when it is a common size
+// (F > 0: the compiler unrolls and vectorises them fully) and fall back to the runtime f
+// (F = 0). The epoch driver is compiled per ISA (AVX-512, AVX2, baseline) with runtime
+// dispatch (GCC target_clones), which keeps the build portable (no -march=native).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(TASTEBUD_NO_TARGET_CLONES)
+#define TASTEBUD_HYBRID_CLONES \
+    __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TASTEBUD_HYBRID_CLONES
+#endif
+
+// out = sum_a x_a emb[a], *bias_out = sum_a x_a bias[a] over the features of `row`.
+template <int F>
+inline void representation(const Side &side, int64_t row, int f_, float *__restrict out,
+                           float *bias_out) {
+    const int f = F > 0 ? F : f_;
+    for (int d = 0; d < f; ++d) out[d] = 0.0f;
+    float b = 0.0f;
+    const Csr &m = side.features;
+    for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
+        const float x = m.data[j];
+        const float *__restrict e = side.emb + static_cast<int64_t>(m.indices[j]) * f;
+        for (int d = 0; d < f; ++d) out[d] += x * e[d];
+        b += x * side.bias[m.indices[j]];
+    }
+    *bias_out = b;
+}
+
+template <int F>
+inline float dot(const float *__restrict a, const float *__restrict b, int f_) {
+    const int f = F > 0 ? F : f_;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int d = 0;
+    for (; d + 8 <= f; d += 8)
+        for (int q = 0; q < 8; ++q) acc[q] += a[d + q] * b[d + q];
+    float s = 0.0f;
+    for (; d < f; ++d) s += a[d] * b[d];
+    for (int q = 0; q < 8; ++q) s += acc[q];
+    return s;
+}
+
+// p . q_j + b_j computed feature by feature (no write of q_j).
+template <int F>
+inline float score_item(const Side &side, int64_t row, const float *__restrict p, int f_) {
+    const int f = F > 0 ? F : f_;
+    const Csr &m = side.features;
+    float total = 0.0f;
+    for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
+        const int64_t a = m.indices[j];
+        total += m.data[j] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
+    }
+    return total;
+}
+
+// Applies the gradient scale * grad (+ L2) to the features of `row` of one side.
+// grad: dL/d(representation) (length f); grad_bias: dL/d(bias representation).
+template <int F>
+inline void update_side(const Side &side, int64_t row, const float *__restrict grad,
+                        float grad_bias, const Settings &s) {
+    const Csr &m = side.features;
+    const int f = F > 0 ? F : s.f;
+    const float lr = s.learning_rate, alpha = side.alpha;
+    for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
+        const float x = m.data[j];
+        const int64_t a = m.indices[j];
+        float *__restrict e = side.emb + a * f;
+        float *__restrict g1 = side.emb_acc1 + a * f;
+        if (s.schedule == ADAGRAD) {
+            for (int d = 0; d < f; ++d) {
+                const float g = x * grad[d] + alpha * e[d];
+                e[d] -= lr * g / std::sqrt(g1[d]);
+                g1[d] += g * g;
+            }
+            const float g = x * grad_bias + alpha * side.bias[a];
+            side.bias[a] -= lr * g / std::sqrt(side.bias_acc1[a]);
+            side.bias_acc1[a] += g * g;
+        } else {
+            const float rho = s.rho, eps = s.epsilon;
+            float *__restrict g2 = side.emb_acc2 + a * f;
+            for (int d = 0; d < f; ++d) {
+                const float g = x * grad[d] + alpha * e[d];
+                g1[d] = rho * g1[d] + (1.0f - rho) * g * g;
+                const float dx = std::sqrt(g2[d] + eps) / std::sqrt(g1[d] + eps) * g;
+                g2[d] = rho * g2[d] + (1.0f - rho) * dx * dx;
+                e[d] -= dx;
+            }
+            const float g = x * grad_bias + alpha * side.bias[a];
+            side.bias_acc1[a] = rho * side.bias_acc1[a] + (1.0f - rho) * g * g;
+            const float dx =
+                std::sqrt(side.bias_acc2[a] + eps) / std::sqrt(side.bias_acc1[a] + eps) * g;
+            side.bias_acc2[a] = rho * side.bias_acc2[a] + (1.0f - rho) * dx * dx;
+            side.bias[a] -= dx;
+        }
+    }
+}
+
+// Per-thread scratch: user, positive and negative representations and gradients.
+struct Scratch {
+    std::vector<float> buf;
+    float *p, *qi, *qj, *gu, *gi, *gj;
+    float bu = 0, bi = 0, bj = 0;
+    std::vector<std::pair<float, int32_t>> kos;  // k-OS: scored sampled positives
+    explicit Scratch(int f) : buf(6 * static_cast<size_t>(f)) {
+        p = buf.data();
+        qi = p + f;
+        qj = qi + f;
+        gu = qj + f;
+        gi = gu + f;
+        gj = gi + f;
+    }
+};
+
+// A pairwise step given d = dL/ds_ui (the negative gets -d): user and both items updated
+// from the representations held in `sc` (computed before any update).
+template <int F>
+inline void pair_update(const Side &users, const Side &items, int64_t u, int64_t i, int64_t j,
+                        float d, Scratch &sc, const Settings &s) {
+    const int f = F > 0 ? F : s.f;
+    for (int t = 0; t < f; ++t) {
+        sc.gu[t] = d * (sc.qi[t] - sc.qj[t]);
+        sc.gi[t] = d * sc.p[t];
+        sc.gj[t] = -d * sc.p[t];
+    }
+    update_side<F>(items, i, sc.gi, d, s);
+    update_side<F>(items, j, sc.gj, -d, s);
+    update_side<F>(users, u, sc.gu, 0.0f, s);
+}
+
+// A pointwise logistic step on (u, i) with label y in {0, 1}; returns the loss.
+template <int F>
+inline float logistic_step(const Side &users, const Side &items, int64_t u, int64_t i, float y,
+                           Scratch &sc, const Settings &s) {
+    const int f = F > 0 ? F : s.f;
+    representation<F>(users, u, f, sc.p, &sc.bu);
+    representation<F>(items, i, f, sc.qi, &sc.bi);
+    const float score = dot<F>(sc.p, sc.qi, f) + sc.bu + sc.bi;
+    const float d = sigmoid(score) - y;
+    for (int t = 0; t < f; ++t) {
+        sc.gu[t] = d * sc.qi[t];
+        sc.gi[t] = d * sc.p[t];
+    }
+    update_side<F>(items, i, sc.gi, d, s);
+    update_side<F>(users, u, sc.gu, d, s);
+    return y > 0.5f ? -std::log(std::max(sigmoid(score), 1e-30f))
+                    : -std::log(std::max(sigmoid(-score), 1e-30f));
+}
+
+// A BPR step on (u, i, j) with representations of u and i already in sc.
+template <int F>
+inline void bpr_step(const Side &users, const Side &items, int64_t u, int64_t i, int64_t j,
+                     Scratch &sc, const Settings &s) {
+    representation<F>(items, j, s.f, sc.qj, &sc.bj);
+    const float x = dot<F>(sc.p, sc.qi, s.f) + sc.bi - dot<F>(sc.p, sc.qj, s.f) - sc.bj;
+    pair_update<F>(users, items, u, i, j, -sigmoid(-x), sc, s);
+}
+
+// The WARP search on (u, i) with representations of u and i in sc: draws negatives from
+// next_negative() (returns -1 when exhausted) until one violates the margin; a drawn item
+// that is a positive of u counts as a trial but never as a violator. Returns the number of
+// trials of the update (0 when none was made).
+template <int F, class NextNegative>
+inline int64_t warp_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
+                         int64_t i, Scratch &sc, const Settings &s, NextNegative next_negative) {
+    const float s_pos = dot<F>(sc.p, sc.qi, s.f) + sc.bi;  // b_u cancels in the margin
+    for (int64_t trials = 1; trials <= s.max_sampled; ++trials) {
+        const int64_t j = next_negative();
+        if (j < 0) return 0;
+        // Score without materialising q_j (most draws do not violate the margin); positives
+        // are ruled out only for violators, which is cheaper than checking every draw.
+        if (score_item<F>(items, j, sc.p, s.f) <= s_pos - 1.0f) continue;
+        if (row_contains(positives, u, static_cast<int32_t>(j))) continue;
+        representation<F>(items, j, s.f, sc.qj, &sc.bj);
+        const float w = warp_weight(s.n_items, trials);
+        if (w > 0.0f) pair_update<F>(users, items, u, i, j, -w, sc, s);
+        return trials;
+    }
+    return 0;
+}
+
+// One training sample of a pairwise or pointwise loss on the positive (u, i).
+template <int F>
+inline void sample_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
+                        int64_t i, Scratch &sc, const Settings &s, Random &rng) {
+    if (s.loss == LOGISTIC) {
+        logistic_step<F>(users, items, u, i, 1.0f, sc, s);
+        for (int tries = 0; tries < 32; ++tries) {
+            const int64_t j = rng.below(s.n_items);
+            if (!row_contains(positives, u, static_cast<int32_t>(j))) {
+                logistic_step<F>(users, items, u, j, 0.0f, sc, s);
+                break;
+            }
+        }
+        return;
+    }
+    representation<F>(users, u, s.f, sc.p, &sc.bu);
+    representation<F>(items, i, s.f, sc.qi, &sc.bi);
+    if (s.loss == BPR) {
+        for (int tries = 0; tries < 32; ++tries) {
+            const int64_t j = rng.below(s.n_items);
+            if (!row_contains(positives, u, static_cast<int32_t>(j))) {
+                bpr_step<F>(users, items, u, i, j, sc, s);
+                return;
+            }
+        }
+        return;
+    }
+    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); });
+}
+
+// k-OS WARP for user u: the k-th best of n sampled positives is the positive of a WARP step.
+template <int F>
+inline void kos_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
+                     Scratch &sc, const Settings &s, Random &rng) {
+    const int64_t begin = positives.indptr[u], count = positives.indptr[u + 1] - begin;
+    if (count == 0) return;
+    representation<F>(users, u, s.f, sc.p, &sc.bu);
+    sc.kos.clear();
+    for (int t = 0; t < s.n; ++t) {
+        const int32_t i = positives.indices[begin + rng.below(count)];
+        representation<F>(items, i, s.f, sc.qi, &sc.bi);
+        sc.kos.emplace_back(dot<F>(sc.p, sc.qi, s.f) + sc.bi, i);
+    }
+    const size_t kth = static_cast<size_t>(std::min<int64_t>(s.k, s.n)) - 1;
+    std::nth_element(sc.kos.begin(), sc.kos.begin() + kth, sc.kos.end(),
+                     [](const auto &a, const auto &b) {
+                         return a.first > b.first || (a.first == b.first && a.second < b.second);
+                     });
+    const int64_t i = sc.kos[kth].second;
+    representation<F>(items, i, s.f, sc.qi, &sc.bi);
+    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); });
+}
+
+// Samples order[begin, end) of one epoch with F-specialised loops.
+template <int F>
+inline void epoch_block(const Side &users, const Side &items, const Csr &positives,
+                        const int32_t *row_of, const int64_t *order, int64_t begin, int64_t end,
+                        const Settings &s, Random &rng) {
+    Scratch sc(s.f);
+    for (int64_t q = begin; q < end; ++q) {
+        const int64_t e = order[q];
+        if (s.loss == WARP_KOS) {
+            kos_step<F>(users, items, positives, e, sc, s, rng);
+        } else {
+            sample_step<F>(users, items, positives, row_of[e], positives.indices[e], sc, s, rng);
+        }
+    }
+}
+
+// Compiled once per ISA (see TASTEBUD_HYBRID_CLONES); dispatches on common factor counts.
+TASTEBUD_HYBRID_CLONES
+static void epoch_block_dispatch(const Side &users, const Side &items, const Csr &positives,
+                                 const int32_t *row_of, const int64_t *order, int64_t begin,
+                                 int64_t end, const Settings &s, Random &rng) {
+    switch (s.f) {
+        case 16: epoch_block<16>(users, items, positives, row_of, order, begin, end, s, rng); break;
+        case 32: epoch_block<32>(users, items, positives, row_of, order, begin, end, s, rng); break;
+        case 64: epoch_block<64>(users, items, positives, row_of, order, begin, end, s, rng); break;
+        case 128:
+            epoch_block<128>(users, items, positives, row_of, order, begin, end, s, rng);
+            break;
+        default: epoch_block<0>(users, items, positives, row_of, order, begin, end, s, rng);
+    }
+}
+
+// One epoch. `order` holds the shuffled sample ids: positive entries (CSR positions) for
+// WARP/BPR/logistic, users for k-OS; `row_of` maps an entry to its user. Thread t takes the
+// contiguous block [n t / T, n (t + 1) / T) of the order with the stream (seed, epoch, t).
+inline void run_epoch(const Side &users, const Side &items, const Csr &positives,
+                      const int32_t *row_of, const int64_t *order, int64_t n_samples,
+                      const Settings &s, uint64_t seed, int64_t epoch, int num_threads) {
+    const int threads = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_samples / 64)));
+    parallel_for(threads, threads, [&](int64_t t) {
+        Random rng(seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(t));
+        const int64_t begin = n_samples * t / threads, end = n_samples * (t + 1) / threads;
+        epoch_block_dispatch(users, items, positives, row_of, order, begin, end, s, rng);
+    });
+}
+
+// Fisher-Yates shuffle of 0..n-1 from (seed, epoch), into order.
+inline void shuffled(int64_t *order, int64_t n, uint64_t seed, int64_t epoch) {
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    Random rng(seed, static_cast<uint64_t>(epoch), 0xFFFFFFFFULL);
+    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+}
+
+// Fold-in of new users (cold start): item parameters fixed, each new user u starts from
+// p0[u] (the sum of its known feature embeddings) and learns an offset delta by `epochs`
+// passes of the model's loss over its positives (adagrad with its own state starting at 1,
+// L2 user_alpha on delta; k-OS folds in as WARP). The user bias is a constant per user and
+// does not change a ranking, so it is not learned. Item representations q (n_items x f)
+// and biases bq are precomputed. Users are independent: parallel over users, one random
+// stream per (seed, user), so the result is the same for any thread count.
+// Writes p = p0 + delta into out (n_new x f).
+inline void fold_in(const float *q, const float *bq, const Csr &positives, const float *p0,
+                    float *out, int epochs, const Settings &s, float user_alpha, uint64_t seed,
+                    int num_threads) {
+    const int f = s.f;
+    const int64_t n_new = positives.rows, n_items = s.n_items;
+    parallel_for(n_new, num_threads, [&](int64_t u) {
+        float *__restrict p = out + u * f;
+        const float *__restrict base = p0 + u * f;
+        std::vector<float> acc(f, 1.0f), delta(f, 0.0f);
+        for (int d = 0; d < f; ++d) p[d] = base[d];
+        const int64_t begin = positives.indptr[u], count = positives.indptr[u + 1] - begin;
+        if (count == 0) return;
+        Random rng(seed, 0xF01D1ULL, static_cast<uint64_t>(u));
+        auto negative = [&]() -> int64_t {
+            for (int tries = 0; tries < 32; ++tries) {
+                const int64_t j = rng.below(n_items);
+                if (!row_contains(positives, u, static_cast<int32_t>(j))) return j;
+            }
+            return -1;
+        };
+        auto score = [&](int64_t i) { return dot<0>(p, q + i * f, f) + bq[i]; };
+        // delta -= lr g / sqrt(acc) with g = scale_i q_i + scale_j q_j + alpha delta
+        auto step = [&](float scale_i, int64_t i, float scale_j, int64_t j) {
+            const float *qi = q + i * f;
+            const float *qj = j >= 0 ? q + j * f : qi;
+            if (j < 0) scale_j = 0.0f;
+            for (int d = 0; d < f; ++d) {
+                const float g = scale_i * qi[d] + scale_j * qj[d] + user_alpha * delta[d];
+                delta[d] -= s.learning_rate * g / std::sqrt(acc[d]);
+                acc[d] += g * g;
+                p[d] = base[d] + delta[d];
+            }
+        };
+        for (int e = 0; e < epochs; ++e) {
+            for (int64_t t = 0; t < count; ++t) {
+                const int64_t i = positives.indices[begin + rng.below(count)];
+                if (s.loss == LOGISTIC) {
+                    step(sigmoid(score(i)) - 1.0f, i, 0.0f, -1);
+                    const int64_t j = negative();
+                    if (j >= 0) step(sigmoid(score(j)), j, 0.0f, -1);
+                } else if (s.loss == BPR) {
+                    const int64_t j = negative();
+                    if (j < 0) continue;
+                    const float d = -sigmoid(-(score(i) - score(j)));
+                    step(d, i, -d, j);
+                } else {
+                    const float s_pos = score(i);
+                    for (int64_t trials = 1; trials <= s.max_sampled; ++trials) {
+                        const int64_t j = rng.below(n_items);
+                        if (row_contains(positives, u, static_cast<int32_t>(j))) continue;
+                        if (score(j) > s_pos - 1.0f) {
+                            const float w = warp_weight(n_items, trials);
+                            if (w > 0.0f) step(-w, i, w, j);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+}  // namespace hybrid
+}  // namespace tastebud
+
