@@ -101,13 +101,14 @@ def _rating_section(ratings: Any, seed: int, wanted: set[str] | None) -> None:
     from tastebud.data import split
     from tastebud.metrics import mae, rmse
 
+    chosen = [(n, f) for n, f in RATING_MODELS if wanted is None or n.lower() in wanted]
+    if not chosen:
+        return
     train, test = split.random_holdout(ratings, test_fraction=0.2, random_state=seed)
     arrays = test.to_arrays()
     print(f"\nrating prediction: per-user 20% holdout of {ratings.nnz} ratings, seed {seed}")
     print(f"{'model':<10} {'RMSE':>7} {'MAE':>7} {'fit s':>7}")
-    for name, factory in RATING_MODELS:
-        if wanted is not None and name.lower() not in wanted:
-            continue
+    for name, factory in chosen:
         t0 = time.perf_counter()
         model = factory().fit(train)
         fit_s = time.perf_counter() - t0
