@@ -29,7 +29,7 @@ _LAZY = {
     "Popularity": "tastebud.models",
     "load": "tastebud.models",
 }
-_SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}
+_SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels", "distributed"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
