@@ -4,9 +4,12 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "als.hpp"
+#include "sgd.hpp"
 #include "topk.hpp"
 
 namespace py = pybind11;
@@ -125,6 +128,169 @@ py::tuple topk_dot_py(carray<float> queries, carray<float> items, py::object ite
     return py::make_tuple(out_index, out_score);
 }
 
+// ------------------------------------------------------------------ ALS / BPR (cpp/als.hpp, sgd.hpp)
+
+// Checks a CSR (indptr n_rows + 1, indices in [0, n_cols)), optionally sorted within rows.
+void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices, int64_t n_cols,
+               bool sorted, const char *what) {
+    const std::string name(what);
+    require(indptr.ndim() == 1 && indptr.shape(0) >= 1, name + " indptr must be 1-D, non-empty");
+    require(indices.ndim() == 1, name + " indices must be 1-D");
+    const int64_t n = indptr.shape(0) - 1;
+    const int64_t *p = indptr.data();
+    const int32_t *idx = indices.data();
+    require(p[0] == 0 && p[n] == indices.shape(0), name + " indptr does not match indices");
+    for (int64_t r = 0; r < n; ++r) {
+        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
+        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
+            if (idx[j] < 0 || idx[j] >= n_cols)
+                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
+            if (sorted && j > p[r] && idx[j - 1] >= idx[j])
+                require(false, name + " indices must be sorted and unique within rows");
+        }
+    }
+}
+
+void check_matrix(const carray<float> &a, int64_t rows, int64_t cols, const char *what) {
+    require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols,
+            std::string(what) + " must have shape (" + std::to_string(rows) + ", " +
+                std::to_string(cols) + ")");
+}
+
+AlsProblem make_als_problem(const carray<int64_t> &indptr, const carray<int32_t> &indices,
+                            const carray<float> &data, const carray<float> &Y,
+                            const carray<float> &G, const carray<float> &reg, float alpha,
+                            float w0) {
+    require(Y.ndim() == 2 && Y.shape(1) >= 1, "fixed factors must be 2-D with >= 1 column");
+    const int64_t m = Y.shape(0), f = Y.shape(1);
+    require(f < (int64_t(1) << 20), "too many factors");
+    check_csr(indptr, indices, m, false, "ALS matrix");
+    require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
+            "ALS data must have one value per index");
+    const int64_t n = indptr.shape(0) - 1;
+    check_matrix(G, f, f, "gram");
+    require(reg.ndim() == 1 && reg.shape(0) == n, "regularization must have one value per row");
+    require(std::isfinite(alpha) && alpha >= 0, "alpha must be finite and >= 0");
+    require(std::isfinite(w0) && w0 >= 0, "unobserved weight must be finite and >= 0");
+    AlsProblem P;
+    P.indptr = indptr.data();
+    P.indices = indices.data();
+    P.data = data.data();
+    P.n_rows = n;
+    P.Y = Y.data();
+    P.f = static_cast<int>(f);
+    P.G = G.data();
+    P.reg = reg.data();
+    P.alpha = alpha;
+    P.w0 = w0;
+    return P;
+}
+
+void als_solve_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> data,
+                  carray<float> Y, carray<float> G, carray<float> reg, carray<float> X, float alpha,
+                  float w0, int solver, int cg_steps, int num_threads) {
+    AlsProblem P = make_als_problem(indptr, indices, data, Y, G, reg, alpha, w0);
+    check_matrix(X, P.n_rows, P.f, "solved factors");
+    require(solver == ALS_CG || solver == ALS_CHOLESKY, "solver must be 0 (cg) or 1 (cholesky)");
+    require(cg_steps >= 1, "cg_steps must be >= 1");
+    require(X.writeable(), "solved factors must be writeable");
+    float *x = X.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        als_solve(P, x, solver, cg_steps, num_threads);
+    }
+}
+
+carray<double> als_loss_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> data,
+                           carray<float> Y, carray<float> G, carray<float> reg, carray<float> X,
+                           float alpha, float w0, int num_threads) {
+    AlsProblem P = make_als_problem(indptr, indices, data, Y, G, reg, alpha, w0);
+    check_matrix(X, P.n_rows, P.f, "factors");
+    carray<double> out(P.n_rows);
+    double *o = out.mutable_data();
+    const float *x = X.data();
+    {
+        py::gil_scoped_release nogil;
+        als_loss(P, x, o, num_threads);
+    }
+    return out;
+}
+
+PositiveSet make_positive_set(const carray<int64_t> &indptr, const carray<int32_t> &indices,
+                              int64_t n_items) {
+    require(n_items >= 1 && n_items < (int64_t(1) << 31), "number of items must be in [1, 2^31)");
+    check_csr(indptr, indices, n_items, true, "positives");
+    PositiveSet S;
+    S.indptr = indptr.data();
+    S.indices = indices.data();
+    S.row_of = nullptr;
+    S.n_rows = indptr.shape(0) - 1;
+    S.n_items = n_items;
+    S.nnz = indices.shape(0);
+    return S;
+}
+
+const float *optional_bias(const py::object &bias, int64_t m, py::object &keep) {
+    if (bias.is_none()) return nullptr;
+    auto b = bias.cast<carray<float>>();
+    require(b.ndim() == 1 && b.shape(0) == m, "item bias must have one entry per item");
+    keep = b;
+    return b.data();
+}
+
+py::tuple bpr_epoch_py(carray<int64_t> indptr, carray<int32_t> indices, carray<int32_t> row_of,
+                       carray<float> U, carray<float> V, py::object bias, float lr, float reg,
+                       bool verify, int64_t samples, uint64_t seed, int64_t epoch,
+                       int num_threads) {
+    require(V.ndim() == 2 && V.shape(1) >= 1, "item factors must be 2-D with >= 1 column");
+    const int64_t m = V.shape(0), f = V.shape(1);
+    PositiveSet S = make_positive_set(indptr, indices, m);
+    require(S.nnz >= 1 && S.nnz < (int64_t(1) << 32), "BPR needs 1 to 2^32 positives");
+    check_matrix(U, S.n_rows, f, "user factors");
+    require(row_of.ndim() == 1 && row_of.shape(0) == S.nnz, "row_of must have one entry per nnz");
+    const int32_t *ro = row_of.data();
+    for (int64_t r = 0; r < S.n_rows; ++r)
+        for (int64_t k = S.indptr[r]; k < S.indptr[r + 1]; ++k)
+            if (ro[k] != r) require(false, "row_of does not match indptr");
+    S.row_of = ro;
+    require(std::isfinite(lr) && lr > 0 && std::isfinite(reg) && reg >= 0,
+            "learning_rate must be > 0 and regularization >= 0");
+    require(samples >= 0, "samples must be >= 0");
+    require(U.writeable() && V.writeable(), "factors must be writeable");
+    py::object keep = py::none();
+    float *b = const_cast<float *>(optional_bias(bias, m, keep));
+    float *u = U.mutable_data();
+    float *v = V.mutable_data();
+    BprStats stats;
+    {
+        py::gil_scoped_release nogil;
+        stats = bpr_epoch(S, u, v, b, static_cast<int>(f), lr, reg, verify, samples, seed, epoch,
+                          num_threads);
+    }
+    return py::make_tuple(stats.correct, stats.skipped);
+}
+
+carray<float> bpr_fold_in_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> V,
+                             py::object bias, float lr, float reg, bool verify, int epochs,
+                             uint64_t seed, int num_threads) {
+    require(V.ndim() == 2 && V.shape(1) >= 1, "item factors must be 2-D with >= 1 column");
+    const int64_t m = V.shape(0), f = V.shape(1);
+    PositiveSet S = make_positive_set(indptr, indices, m);
+    require(std::isfinite(lr) && lr > 0 && std::isfinite(reg) && reg >= 0,
+            "learning_rate must be > 0 and regularization >= 0");
+    require(epochs >= 0, "epochs must be >= 0");
+    py::object keep = py::none();
+    const float *b = optional_bias(bias, m, keep);
+    carray<float> out({S.n_rows, f});
+    float *u = out.mutable_data();
+    const float *v = V.data();
+    {
+        py::gil_scoped_release nogil;
+        bpr_fold_in(S, u, v, b, static_cast<int>(f), lr, reg, verify, epochs, seed, num_threads);
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -138,6 +304,26 @@ PYBIND11_MODULE(_core, m) {
           py::arg("item_bias"), py::arg("k"), py::arg("excl_indptr"), py::arg("excl_indices"),
           py::arg("allowed"), py::arg("num_threads"), py::arg("query_block") = 256,
           py::arg("item_block") = 2048, "Blocked top-k of queries . items^T.");
+    m.def("als_solve", &als_solve_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
+          py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),
+          py::arg("alpha"), py::arg("w0"), py::arg("solver"), py::arg("cg_steps"),
+          py::arg("num_threads"), "ALS half-iteration: solve every row of X in place.");
+    m.def("als_loss", &als_loss_py, py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
+          py::arg("data").noconvert(), py::arg("Y").noconvert(), py::arg("G").noconvert(),
+          py::arg("reg").noconvert(), py::arg("X").noconvert(), py::arg("alpha"), py::arg("w0"),
+          py::arg("num_threads"), "Per-row ALS loss terms (float64).");
+    m.def("bpr_epoch", &bpr_epoch_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("row_of").noconvert(), py::arg("U").noconvert(),
+          py::arg("V").noconvert(), py::arg("bias"), py::arg("learning_rate"),
+          py::arg("regularization"), py::arg("verify_negative"), py::arg("samples"),
+          py::arg("seed"), py::arg("epoch"), py::arg("num_threads"),
+          "One Hogwild BPR epoch; returns (correct, skipped) sample counts.");
+    m.def("bpr_fold_in", &bpr_fold_in_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("V").noconvert(), py::arg("bias"),
+          py::arg("learning_rate"), py::arg("regularization"), py::arg("verify_negative"),
+          py::arg("epochs"), py::arg("seed"), py::arg("num_threads"),
+          "BPR fold-in: SGD on new users' vectors with item factors fixed.");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else
