@@ -90,9 +90,7 @@ def fast_planted(n_users: int, n_items: int, nnz: int, seed: int = 42) -> sp.csr
     if key.size > nnz:
         key = np.sort(rng.choice(key, nnz, replace=False))
     rows, cols = key // n_items, key % n_items
-    return sp.csr_matrix(
-        (np.ones(key.size, np.float32), (rows, cols)), shape=(n_users, n_items)
-    )
+    return sp.csr_matrix((np.ones(key.size, np.float32), (rows, cols)), shape=(n_users, n_items))
 
 
 def make_split(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -13,9 +13,17 @@ memory): no model object or code is pickled; workers rebuild the model from the 
 installed on them.
 """
 
+from tastebud.distributed._als import fit_als
 from tastebud.distributed._cluster import local_cluster
 from tastebud.distributed._evaluate import evaluate
 from tastebud.distributed._recommend import recommend_all
 from tastebud.distributed._state import model_from_state, model_state
 
-__all__ = ["evaluate", "local_cluster", "model_from_state", "model_state", "recommend_all"]
+__all__ = [
+    "evaluate",
+    "fit_als",
+    "local_cluster",
+    "model_from_state",
+    "model_state",
+    "recommend_all",
+]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import tempfile
 import time
@@ -41,8 +42,11 @@ from tastebud.models.base import as_interactions
 
 __all__ = ["fit_als"]
 
+_log = logging.getLogger("tastebud.distributed")
 _CHECKPOINT = "als-checkpoint.npz"
 _MAX_RETRIES = 3
+#: seconds before a scatter to a worker that died unnoticed counts as lost (then retried)
+_SCATTER_TIMEOUT = 60
 
 
 def _balanced_bounds(indptr: np.ndarray, blocks: int) -> list[tuple[int, int]]:
@@ -152,6 +156,31 @@ def _read_checkpoint(
         return int(meta["halves"]), [float(v) for v in npz["losses"]]
 
 
+class LostData(RuntimeError):
+    """Data a half-iteration depends on was lost with a worker."""
+
+
+def _gather_watching(client: Any, tasks: list[Any], workers: set[str]) -> list[Any]:
+    """``client.gather(tasks)``, but raise ``LostData`` if one of ``workers`` goes away.
+
+    Scattered data has no lineage: when the worker holding it dies, tasks that need it can
+    wait forever. Polling the scheduler's worker list turns that into an error the caller
+    handles by redoing the half-iteration.
+    """
+    from distributed import wait
+
+    while True:
+        try:
+            wait(tasks, timeout=0.5)
+        except TimeoutError:
+            pass
+        else:
+            return client.gather(tasks)
+        lost = workers - set(client.nthreads())
+        if lost or any(f.status in ("lost", "cancelled") for f in tasks):
+            raise LostData(f"worker(s) {sorted(lost)} left while a half-iteration was running")
+
+
 def _retryable() -> tuple[type[BaseException], ...]:
     """Errors that mean "a worker or its data was lost", after which a half-iteration is redone.
 
@@ -163,9 +192,12 @@ def _retryable() -> tuple[type[BaseException], ...]:
 
     import distributed
 
+    plural = getattr(distributed.client, "FuturesCancelledError", FutureCancelledError)
     return (
+        LostData,
         distributed.KilledWorker,
         FutureCancelledError,
+        plural,
         asyncio.CancelledError,
         distributed.comm.CommClosedError,
         OSError,
@@ -260,16 +292,32 @@ def fit_als(
             if fut is None or fut.status != "finished":
                 a, b = side["bounds"][j]
                 payload = _block_payload(side["matrix"], side["reg"], a, b)
-                fut = c.scatter([payload], hash=False)[0]
+                fut = c.scatter([payload], hash=False, timeout=_SCATTER_TIMEOUT)[0]
                 side["futures"][j] = fut
             return fut
+
+        def forget_lost() -> None:
+            """After a failure: drop every warm start (they are re-sent from the client's
+            factors, cutting any lineage to lost data) and every block no live worker holds."""
+            alive = set(c.nthreads())
+            for side in sides:
+                side["warm"] = [None] * len(side["bounds"])
+                known = [f for f in side["futures"] if f is not None and f.status == "finished"]
+                try:
+                    holders = c.who_has(known) if known else {}
+                except Exception:  # a future was cancelled meanwhile: re-send every block
+                    holders = {}
+                side["futures"] = [
+                    f if f is not None and set(holders.get(f.key, ())) & alive else None
+                    for f in side["futures"]
+                ]
 
         def warm_future(side: dict[str, Any], j: int, current: np.ndarray) -> Any:
             """The block's current factors on the cluster (last result, else scattered)."""
             fut = side["warm"][j]
             if fut is None or fut.status != "finished":
                 a, b = side["bounds"][j]
-                fut = c.scatter([current[a:b]], hash=False)[0]
+                fut = c.scatter([current[a:b]], hash=False, timeout=_SCATTER_TIMEOUT)[0]
                 side["warm"][j] = fut
             return fut
 
@@ -279,8 +327,11 @@ def fit_als(
             gram = np.ascontiguousarray(p["w0"] * (fixed.T @ fixed), dtype=np.float32)
             for attempt in range(_MAX_RETRIES + 1):
                 try:
+                    workers = set(c.nthreads())
+                    # One copy scattered; workers fetch it from each other once each. (A
+                    # broadcast scatter can block on a worker that died unnoticed.)
                     fixed_f = c.scatter(
-                        [{"factors": fixed, "gram": gram}], broadcast=True, hash=False
+                        [{"factors": fixed, "gram": gram}], hash=False, timeout=_SCATTER_TIMEOUT
                     )[0]
                     tasks = []
                     for j in range(len(side["bounds"])):
@@ -298,12 +349,17 @@ def fit_als(
                                 pure=False,
                             )
                         )
-                    results = c.gather(tasks)
-                except retryable:
+                    results = _gather_watching(c, tasks, workers)
+                except retryable as exc:
                     if attempt == _MAX_RETRIES:
                         raise
                     # A worker was lost: redo this half-iteration from the client's factors.
-                    side["warm"] = [None] * len(side["bounds"])
+                    _log.warning(
+                        "ALS half-iteration %d failed (%s: %s); redoing it from the last "
+                        "factors (retry %d of %d).",
+                        halves, type(exc).__name__, exc, attempt + 1, _MAX_RETRIES,
+                    )  # fmt: skip
+                    forget_lost()
                     continue
                 for (a, b), block in zip(side["bounds"], results, strict=True):
                     solved[a:b] = block
@@ -314,8 +370,9 @@ def fit_als(
             plain = np.ascontiguousarray(y.T @ y, dtype=np.float32)
             for attempt in range(_MAX_RETRIES + 1):
                 try:
+                    workers = set(c.nthreads())
                     fixed_f = c.scatter(
-                        [{"factors": y, "plain_gram": plain}], broadcast=True, hash=False
+                        [{"factors": y, "plain_gram": plain}], hash=False, timeout=_SCATTER_TIMEOUT
                     )[0]
                     tasks = [
                         c.submit(
@@ -330,12 +387,12 @@ def fit_als(
                         )
                         for j in range(len(sides[0]["bounds"]))
                     ]
-                    total = sum(c.gather(tasks))
+                    total = sum(_gather_watching(c, tasks, workers))
                     break
                 except retryable:
                     if attempt == _MAX_RETRIES:
                         raise
-                    sides[0]["warm"] = [None] * len(sides[0]["bounds"])
+                    forget_lost()
             total += float(reg_i @ np.einsum("ij,ij->i", y, y, dtype=np.float64))
             return total / (confidence + p["w0"] * (n * m - cui.nnz))
 
