@@ -67,10 +67,28 @@ def fast_planted(n_users: int, n_items: int, nnz: int, seed: int = 42) -> sp.csr
         c = np.cumsum(pop[sel])
         cdf_in_genre[g_start[g] : g_start[g + 1]] = c / c[-1] if c.size else c
     global_cdf = np.cumsum(pop) / pop.sum()
-    counts = np.maximum(5, rng.lognormal(0.0, 1.0, n_users))
-    counts = np.maximum(5, np.round(counts * (nnz * 1.08 / counts.sum()))).astype(np.int64)
-    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    activity = np.maximum(5, rng.lognormal(0.0, 1.0, n_users))
     main, second = rng.integers(0, n_genres, n_users), rng.integers(0, n_genres, n_users)
+    key = np.empty(0, dtype=np.int64)
+    oversample = 1.1
+    for _ in range(8):  # repeated draws collapse: draw more until nnz distinct pairs exist
+        counts = np.round(activity * (nnz * oversample / activity.sum()))
+        counts = np.minimum(np.maximum(5, counts), n_items).astype(np.int64)
+        key = _draw(rng, counts, main, second, order, g_start, cdf_in_genre, global_cdf, n_items)
+        if key.size >= nnz:
+            break
+        oversample *= 1.05 * nnz / key.size
+    if key.size > nnz:
+        key = np.sort(rng.choice(key, nnz, replace=False))
+    rows, cols = key // n_items, key % n_items
+    return sp.csr_matrix((np.ones(key.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+
+
+def _draw(rng, counts, main, second, order, g_start, cdf_in_genre, global_cdf, n_items):
+    """Distinct (user, item) keys ``user * n_items + item`` for the activity ``counts``."""
+    n_genres = g_start.size - 1
+    n_users = counts.size
+    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
     draw = rng.random(users.size)
     chosen = np.where(draw < 0.70, main[users], second[users])
     items = np.empty(users.size, dtype=np.int64)
@@ -86,11 +104,7 @@ def fast_planted(n_users: int, n_items: int, nnz: int, seed: int = 42) -> sp.csr
         pos[sel] = g_start[g] + np.minimum(np.searchsorted(seg, u[in_genre][sel]), seg.size - 1)
     items[in_genre] = order[np.clip(pos, lo, hi - 1)]
     items[~in_genre] = np.minimum(np.searchsorted(global_cdf, u[~in_genre]), n_items - 1)
-    key = np.unique(users * n_items + items)
-    if key.size > nnz:
-        key = np.sort(rng.choice(key, nnz, replace=False))
-    rows, cols = key // n_items, key % n_items
-    return sp.csr_matrix((np.ones(key.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    return np.unique(users * n_items + items)
 
 
 def make_split(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -159,7 +173,7 @@ def run_dask(train: Any, test: Any, client: Any, args: argparse.Namespace) -> di
     times: list[float] = []
     model = ALS(**als_params(args), num_threads=1)
     t0 = time.perf_counter()
-    fit_als(model, train, client=client, num_threads=1, callback=lambda i, s, l: times.append(s))
+    fit_als(model, train, client=client, num_threads=1, callback=lambda i, s, _: times.append(s))
     total = time.perf_counter() - t0
     return {
         "engine": "tastebud fit_als, Dask 2 workers x 1 thread",
@@ -180,6 +194,7 @@ def run_spark(train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", args.spark_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", "4")
@@ -272,7 +287,6 @@ def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> N
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from distributed import Client
-
     from tastebud.distributed import local_cluster
 
     t0 = time.perf_counter()
