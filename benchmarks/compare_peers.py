@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/compare_peers.py topk [--users 100000 --items 50000 --factors 64]
     python benchmarks/compare_peers.py topk --users 20000 --items 1000000
+    python benchmarks/compare_peers.py distributed --scale 0.1   # Dask vs 1 process vs Spark ALS
     python benchmarks/compare_peers.py all --data-dir ../shared/data
     python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
     python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials]
@@ -1225,6 +1226,19 @@ def bench_hybrid(args: argparse.Namespace) -> None:
     save("hybrid_ml100k", {"args": vars(args), "warm": rows, "cold": cold_rows})
 
 
+# --------------------------------------------------------------------------- distributed
+def run_distributed(args: argparse.Namespace) -> None:
+    """Dask block ALS / recommend_all vs single-process tastebud vs Spark MLlib ALS.
+
+    The work lives in ``benchmarks/bench_distributed.py`` (also runnable on its own); its
+    JSON goes to ``benchmarks/results/distributed_scale<scale>.json``.
+    """
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_distributed
+
+    bench_distributed.run(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -1305,6 +1319,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.set_defaults(func=bench_hybrid)
+    p = sub.add_parser("distributed", help="Dask ALS + recommend_all vs 1 process vs Spark ALS")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_distributed
+
+    bench_distributed.add_arguments(p)
+    p.set_defaults(func=run_distributed)
     args = parser.parse_args(argv)
     print(json.dumps(machine_info()))
     args.func(args)

@@ -44,7 +44,16 @@ _LAZY = {
     "Blend": "tastebud.models",
     "load": "tastebud.models",
 }
-_SUBMODULES = {"abtest", "data", "evaluation", "kernels", "metrics", "models", "search"}
+_SUBMODULES = {
+    "abtest",
+    "data",
+    "distributed",
+    "evaluation",
+    "kernels",
+    "metrics",
+    "models",
+    "search",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 

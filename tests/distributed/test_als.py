@@ -1,0 +1,108 @@
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from tastebud.data import datasets
+from tastebud.distributed import fit_als, recommend_all
+from tastebud.models.als import ALS
+from tastebud.models.popularity import Popularity
+
+DATA = datasets.synthetic(n_users=260, n_items=180, n_interactions=7000, random_state=5)
+INTER = DATA.interactions
+
+
+def _params(**extra):
+    return {"factors": 8, "iterations": 4, "random_state": 7, **extra}
+
+
+def _assert_same_fit(got: ALS, want: ALS) -> None:
+    # Same kernel, same rows, same Gram matrix: equal to well within the 1e-4 promised.
+    np.testing.assert_allclose(got.user_factors_, want.user_factors_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got.item_factors_, want.item_factors_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got.loss_history_, want.loss_history_, rtol=1e-6)
+    np.testing.assert_array_equal(got.item_popularity_, want.item_popularity_)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"solver": "cg", "calculate_training_loss": True},
+        {"solver": "cholesky", "unobserved_weight": 0.5, "regularization_exponent": 1.0},
+    ],
+    ids=["cg-loss", "cholesky-ials"],
+)
+def test_fit_als_equals_single_process(client, extra):
+    want = ALS(**_params(**extra), num_threads=1).fit(INTER)
+    got = fit_als(ALS(**_params(**extra)), INTER, client=client, blocks=3)
+    _assert_same_fit(got, want)
+    users = INTER.users.ids_array
+    np.testing.assert_array_equal(got.recommend(users, 5).ids, want.recommend(users, 5).ids)
+
+
+def test_fitted_model_serves_recommend_all(client):
+    model = fit_als(ALS(**_params()), INTER, client=client)
+    frame = client.compute(recommend_all(model, k=6, client=client, partition_size=70)).result()
+    want = model.recommend(INTER.users.ids_array, 6).to_frame()
+    np.testing.assert_array_equal(frame["item"].to_numpy(), want["item"].to_numpy())
+    np.testing.assert_array_equal(frame["score"].to_numpy(), want["score"].to_numpy())
+
+
+def test_checkpoint_resumes_after_the_client_dies(client, tmp_path):
+    want = ALS(**_params(), num_threads=1).fit(INTER)
+
+    def crash(iteration, seconds, loss):
+        if iteration == 1:
+            raise KeyboardInterrupt("driver dies after iteration 1")
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_als(ALS(**_params()), INTER, client=client, checkpoint_dir=tmp_path, callback=crash)
+    seen = []
+    got = fit_als(
+        ALS(**_params()), INTER, client=client, checkpoint_dir=tmp_path,
+        callback=lambda it, s, loss: seen.append(it),
+    )  # fmt: skip
+    assert seen == [2, 3]  # resumed after the checkpointed iterations
+    _assert_same_fit(got, want)
+    with pytest.raises(ValueError, match="checkpoint of another fit"):
+        fit_als(ALS(**_params(factors=4)), INTER, client=client, checkpoint_dir=tmp_path)
+
+
+def test_fit_als_bad_input(client):
+    with pytest.raises(TypeError, match=r"tastebud\.models\.ALS"):
+        fit_als(Popularity(), INTER, client=client)
+    with pytest.raises(ValueError, match="blocks"):
+        fit_als(ALS(), INTER, client=client, blocks=0)
+    with pytest.raises(ValueError, match="factors"):
+        fit_als(ALS(factors=0), INTER, client=client)
+    with pytest.raises(ValueError, match="empty"):
+        fit_als(ALS(), INTER.matrix * 0, client=client)
+
+
+@pytest.mark.parametrize("noticed", [False, True], ids=["at-once", "after-scheduler-noticed"])
+def test_worker_killed_mid_fit_gives_the_same_result(client, noticed):
+    """SIGKILL one worker process between iterations (its scattered blocks and results are
+    lost): the fit redoes one half-iteration from the client's factors and ends with the
+    single-process result. "at-once" continues immediately (the next broadcast fails);
+    "after-scheduler-noticed" waits until the scheduler dropped the worker, so the next
+    half-iteration starts with lost inputs instead."""
+    client.wait_for_workers(2, timeout=60)
+    want = ALS(**_params(iterations=5), num_threads=1).fit(INTER)
+    killed = []
+
+    def kill_one(iteration, seconds, loss):
+        if iteration == 1 and not killed:
+            address, pid = sorted(client.run(os.getpid).items())[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(address)
+            while noticed and address in client.nthreads():
+                time.sleep(0.05)
+
+    got = fit_als(ALS(**_params(iterations=5)), INTER, client=client, blocks=4, callback=kill_one)
+    assert killed
+    _assert_same_fit(got, want)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it; leave the cluster whole
