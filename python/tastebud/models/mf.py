@@ -623,15 +623,14 @@ class SVD(_RatingModel):
         triples = data.triples()
         state = _state(rng)
         self.training_loss_: list[float] = []
+        core = search._core()
         for _ in range(epochs):
-            if self.shuffle:
-                sgd.shuffle_ratings(*triples, state)
-            args = triples
-            if threads == 1:
-                sse = sgd.svd_epoch_serial(*args, 1, bu, bi, P, Q, hp, False)
-            else:
-                with _Threads(threads) as n:
-                    sse = sgd.svd_epoch_parallel(*args, n, bu, bi, P, Q, hp, False)
+            # The C++ epoch (cpp/sgd.hpp) first shuffles the triples in place exactly as
+            # sgd.shuffle_ratings does (same SplitMix64 stream), then runs the SGD updates of
+            # sgd.svd_epoch_serial(..., exact=False); threads > 1 run Hogwild chunks.
+            sse = core.svd_epoch(
+                *triples, bu, bi, P, Q, hp, state if self.shuffle else None, threads
+            )
             self.training_loss_.append(float(sse) / data.ratings.size)
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
