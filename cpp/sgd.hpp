@@ -266,7 +266,7 @@ inline void bpr_fold_in(const PositiveSet &S, float *U, const float *V, const fl
 //     p_u += lr_pu (err q_i - reg_pu p_u);  q_i += lr_qi (err p_u - reg_qi q_i)   (old p_u, q_i)
 //
 // the update of python/tastebud/kernels/sgd.py (whose exact=True path replays the plain-Python
-// reference bit for bit); here the dot product is summed in 16 lanes and the updates may be
+// reference bit for bit); here the dot product is summed in 2 x 16 lanes and the updates may be
 // contracted into FMAs, which only changes rounding. The factor loops are plain loops over a
 // compile-time length for the common sizes (fully unrolled, register resident; the clones
 // use 512-bit vectors on AVX-512 machines); rows of the next ratings are prefetched so
@@ -324,18 +324,16 @@ inline float svd_step(float *__restrict pu, float *__restrict qi, float *__restr
     const float err = r - (h.mu + *bu + *bi + dot);
     *bu += h.lr_bu * (err - h.reg_bu * *bu);
     *bi += h.lr_bi * (err - h.reg_bi * *bi);
-    // p + lr (err q - reg p) = (1 - lr reg) p + (lr err) q: one multiply and one FMA per lane.
-    const float dp = 1.0f - h.lr_pu * h.reg_pu, ap = h.lr_pu * err;
-    const float dq = 1.0f - h.lr_qi * h.reg_qi, aq = h.lr_qi * err;
     for (int t = 0; t < f; ++t) {
         const float p = pu[t], q = qi[t];
-        pu[t] = dp * p + ap * q;
-        qi[t] = dq * q + aq * p;
+        pu[t] = p + h.lr_pu * (err * q - h.reg_pu * p);
+        qi[t] = q + h.lr_qi * (err * p - h.reg_qi * q);
     }
     return err;
 }
 
-// Ratings [lo, hi) in array order; rows `ahead` ratings later are prefetched.
+// Ratings [lo, hi) in array order; the rows of the rating `ahead` positions later are
+// prefetched (they are random rows: on data larger than the caches this hides the misses).
 template <int F>
 inline double svd_run(const int32_t *users, const int32_t *items, const float *ratings,
                       int64_t lo, int64_t hi, float *bu, float *bi, float *P, float *Q, int f_,
@@ -353,60 +351,6 @@ inline double svd_run(const int32_t *users, const int32_t *items, const float *r
         sse += double(err) * double(err);
     }
     return sse;
-}
-
-// Shuffle and epoch fused in one pass (single thread): the backward Fisher-Yates shuffle of
-// svd_shuffle runs `ahead` positions in front of the SGD, which visits positions n-1 .. 0.
-// After the swap of step j, position j never changes again, so this is exactly "shuffle,
-// then visit the triples from last to first", with the random swaps and the prefetches of
-// the rows to come overlapping the arithmetic.
-template <int F>
-inline double svd_run_shuffled(int32_t *users, int32_t *items, float *ratings, int64_t n,
-                               float *bu, float *bi, float *P, float *Q, int f_,
-                               const SvdRates &h, uint64_t &state) {
-    const int f = F > 0 ? F : f_;
-    constexpr int64_t ahead = 6;
-    SplitMix64 sm(state);
-    auto swap_at = [&](int64_t j) {
-        if (j > 0) {
-            const uint64_t k = ((sm.next() >> 32) * uint64_t(j + 1)) >> 32;
-            std::swap(users[j], users[k]);
-            std::swap(items[j], items[k]);
-            std::swap(ratings[j], ratings[k]);
-        }
-        prefetch_row(P + int64_t(users[j]) * f, f);
-        prefetch_row(Q + int64_t(items[j]) * f, f);
-    };
-    for (int64_t j = n - 1; j >= 0 && j >= n - ahead; --j) swap_at(j);
-    double sse = 0.0;
-    for (int64_t j = n - 1; j >= 0; --j) {
-        if (j - ahead >= 0) swap_at(j - ahead);
-        const int64_t u = users[j], i = items[j];
-        const float err = svd_step<F>(P + u * f, Q + i * f, bu + u, bi + i, ratings[j], f, h);
-        sse += double(err) * double(err);
-    }
-    state = sm.state;
-    return sse;
-}
-
-TASTEBUD_CLONES
-static double svd_worker_shuffled(int32_t *users, int32_t *items, float *ratings, int64_t n,
-                                  float *bu, float *bi, float *P, float *Q, int f,
-                                  const SvdRates &h, uint64_t &state) {
-#define TASTEBUD_SVD_CASE(N) \
-    case N: return svd_run_shuffled<N>(users, items, ratings, n, bu, bi, P, Q, f, h, state);
-    switch (f) {
-        TASTEBUD_SVD_CASE(16)
-        TASTEBUD_SVD_CASE(20)
-        TASTEBUD_SVD_CASE(32)
-        TASTEBUD_SVD_CASE(50)
-        TASTEBUD_SVD_CASE(64)
-        TASTEBUD_SVD_CASE(100)
-        TASTEBUD_SVD_CASE(128)
-        TASTEBUD_SVD_CASE(200)
-        default: return svd_run_shuffled<0>(users, items, ratings, n, bu, bi, P, Q, f, h, state);
-    }
-#undef TASTEBUD_SVD_CASE
 }
 
 TASTEBUD_CLONES
