@@ -168,7 +168,8 @@ def test_cpp_svd_epoch_hogwild_learns_and_rejects_bad_input():
     first = core.svd_epoch(users, items, ratings, bu, bi, P, Q, hp, state, 2)
     for _ in range(10):
         last = core.svd_epoch(users, items, ratings, bu, bi, P, Q, hp, state, 2)
-    assert np.isfinite(P).all() and last < first
+    assert np.isfinite(P).all()
+    assert last < first
     bad_users = users.copy()
     bad_users[0] = 50
     with pytest.raises(ValueError, match="out of range"):
