@@ -524,6 +524,14 @@ class SVD(_RatingModel):
         epoch's shuffled order and updates the shared parameters without locks. Results then
         vary from run to run by the races; the quality is statistically the same.
 
+    Notes
+    -----
+    Each epoch runs in C++ (``svd_epoch`` in ``cpp/sgd.hpp``): the shuffle and the updates of
+    ``tastebud.kernels.sgd.svd_epoch_serial``, with the factor loops unrolled for common
+    ``factors`` and compiled for AVX-512, AVX2 and baseline x86-64 (picked at load time).
+    The Numba kernel stays as the executable specification (its ``exact`` mode replays the
+    plain-Python reference bit for bit); the two agree to rounding.
+
     Attributes
     ----------
     user_factors_, item_factors_ : float32 (n_users, factors), (n_items, factors)
