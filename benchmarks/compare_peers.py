@@ -882,9 +882,13 @@ def _rating_models(threads: int) -> list[tuple[str, str | None, Callable[[], Any
     def peer(name: str) -> Any:
         return None if surprise is None else getattr(surprise, name)
 
+    class NumbaSVD(SVD):  # SVD on its former Numba epoch kernel, for the before/after rows
+        _kernel = "numba"
+
     return [
         ("Baseline", "BaselineOnly", lambda: Baseline(), peer("BaselineOnly")),
         ("SVD", "SVD", lambda: SVD(random_state=0), peer("SVD")),
+        ("SVD (Numba kernel)", "SVD", lambda: NumbaSVD(random_state=0), None),
         ("SVD (shuffle=False)", "SVD", lambda: SVD(shuffle=False, random_state=0), None),
         (
             f"SVD (Hogwild, {threads} threads)",

@@ -631,6 +631,59 @@ carray<float> hybrid_fold_in_py(carray<float> item_repr, carray<float> item_bias
     return out;
 }
 
+
+// ---- explicit-rating SVD (biased MF by SGD)
+void check_triples(const carray<int32_t> &users, const carray<int32_t> &items,
+                   const carray<float> &ratings, int64_t n_users, int64_t n_items) {
+    require(users.ndim() == 1 && items.ndim() == 1 && ratings.ndim() == 1 &&
+                users.shape(0) == items.shape(0) && users.shape(0) == ratings.shape(0),
+            "users, items and ratings must be 1-D arrays of equal length");
+    const int64_t n = users.shape(0);
+    const int32_t *u = users.data(), *i = items.data();
+    bool ok = true;
+    for (int64_t t = 0; t < n; ++t)
+        ok &= (u[t] >= 0) & (u[t] < n_users) & (i[t] >= 0) & (i[t] < n_items);
+    require(ok, "user or item index out of range of the factor arrays");
+}
+
+double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> ratings,
+                    carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
+                    carray<float> hp, py::object shuffle_state, int num_threads) {
+    require(P.ndim() == 2 && Q.ndim() == 2 && P.shape(1) == Q.shape(1),
+            "P and Q must be 2-D with the same number of columns");
+    const int64_t n_users = P.shape(0), n_items = Q.shape(0), f = P.shape(1);
+    require(f < (int64_t(1) << 20), "too many factors");
+    require(bu.ndim() == 1 && bu.shape(0) == n_users, "bu must have one entry per row of P");
+    require(bi.ndim() == 1 && bi.shape(0) == n_items, "bi must have one entry per row of Q");
+    require(hp.ndim() == 1 && hp.shape(0) == 9, "hp must hold 9 values");
+    require(users.writeable() && items.writeable() && ratings.writeable() && bu.writeable() &&
+                bi.writeable() && P.writeable() && Q.writeable(),
+            "arrays must be writeable");
+    check_triples(users, items, ratings, n_users, n_items);
+    uint64_t *state = nullptr;
+    py::object keep = py::none();
+    if (!shuffle_state.is_none()) {
+        auto st = shuffle_state.cast<carray<uint64_t>>();
+        require(st.ndim() == 1 && st.shape(0) == 1 && st.writeable(),
+                "shuffle_state must be a writeable uint64 array of length 1");
+        keep = st;
+        state = st.mutable_data();
+    }
+    const float *h = hp.data();
+    const SvdRates rates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]};
+    int32_t *u = users.mutable_data(), *i = items.mutable_data();
+    float *r = ratings.mutable_data();
+    float *pbu = bu.mutable_data(), *pbi = bi.mutable_data();
+    float *p = P.mutable_data(), *q = Q.mutable_data();
+    const int64_t n = users.shape(0);
+    double sse;
+    {
+        py::gil_scoped_release nogil;
+        if (state) svd_shuffle(u, i, r, n, *state);
+        sse = svd_epoch(u, i, r, n, pbu, pbi, p, q, static_cast<int>(f), rates, num_threads);
+    }
+    return sse;
+}
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -706,6 +759,12 @@ PYBIND11_MODULE(_core, m) {
           "Fold-in of new users with item parameters fixed.");
     m.def("hybrid_warp_rank", &hybrid::warp_rank_estimate, py::arg("n_items"), py::arg("trials"),
           "WARP's rank estimate floor((n_items - 1) / trials).");
+    m.def("svd_epoch", &svd_epoch_py, py::arg("users").noconvert(),
+          py::arg("items").noconvert(), py::arg("ratings").noconvert(), py::arg("bu").noconvert(),
+          py::arg("bi").noconvert(), py::arg("P").noconvert(), py::arg("Q").noconvert(),
+          py::arg("hp").noconvert(), py::arg("shuffle_state"), py::arg("num_threads"),
+          "One SGD epoch of biased MF (optionally shuffling the triples first, in place); "
+          "returns the sum of squared errors.");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else

@@ -254,4 +254,156 @@ inline void bpr_fold_in(const PositiveSet &S, float *U, const float *V, const fl
     });
 }
 
+
+// ===========================================================================================
+// Explicit-rating biased MF (Funk 2006; Koren, Bell & Volinsky 2009; Surprise's SVD)
+// ===========================================================================================
+//
+// One SGD epoch over rating triples (u, i, r) in array order, per rating:
+//
+//     err  = r - (mu + b_u + b_i + p_u . q_i)
+//     b_u += lr_bu (err - reg_bu b_u);      b_i += lr_bi (err - reg_bi b_i)
+//     p_u += lr_pu (err q_i - reg_pu p_u);  q_i += lr_qi (err p_u - reg_qi q_i)   (old p_u, q_i)
+//
+// the update of python/tastebud/kernels/sgd.py (whose exact=True path replays the plain-Python
+// reference bit for bit); here the dot product is summed in 2 x 16 lanes and the updates may be
+// contracted into FMAs, which only changes rounding. The factor loops are plain loops over a
+// compile-time length for the common sizes (fully unrolled, register resident; the clones
+// use 512-bit vectors on AVX-512 machines); rows of the next ratings are prefetched so
+// random rows that miss the caches overlap with the current update.
+//
+// svd_shuffle is the Fisher-Yates shuffle of sgd.py's shuffle_ratings (SplitMix64 +
+// Lemire's multiply-shift): the same state gives the same permutation in both.
+
+struct SvdRates {
+    float mu, lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi;
+};
+
+namespace sgd_detail {
+
+// GCC vector extensions: 16 floats, any alignment. In the default clone they are lowered
+// to SSE registers, in the x86-64-v4 clone each is one zmm register.
+typedef float svd_v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float svd_v8 __attribute__((vector_size(32)));
+typedef float svd_v4 __attribute__((vector_size(16)));
+
+inline float hsum16(svd_v16 a) {
+    const svd_v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                     __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    const svd_v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) +
+                     __builtin_shufflevector(b, b, 4, 5, 6, 7);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+// p . q over f floats: two 16-lane accumulators (halving the FMA dependency chain), a
+// vector tree for the horizontal sum, and a scalar tail.
+template <int F>
+inline float svd_dot(const float *__restrict p, const float *__restrict q, int f_) {
+    const int f = F > 0 ? F : f_;
+    svd_v16 a0 = {0}, a1 = {0};
+    int t = 0;
+    for (; t + 32 <= f; t += 32) {
+        a0 += *reinterpret_cast<const svd_v16 *>(p + t) * *reinterpret_cast<const svd_v16 *>(q + t);
+        a1 += *reinterpret_cast<const svd_v16 *>(p + t + 16) *
+              *reinterpret_cast<const svd_v16 *>(q + t + 16);
+    }
+    if (t + 16 <= f) {
+        a0 += *reinterpret_cast<const svd_v16 *>(p + t) * *reinterpret_cast<const svd_v16 *>(q + t);
+        t += 16;
+    }
+    float tail = 0.0f;
+    for (; t < f; ++t) tail += p[t] * q[t];
+    return hsum16(a0 + a1) + tail;
+}
+
+template <int F>
+inline float svd_step(float *__restrict pu, float *__restrict qi, float *__restrict bu,
+                      float *__restrict bi, float r, int f_, const SvdRates &h) {
+    const int f = F > 0 ? F : f_;
+    const float dot = svd_dot<F>(pu, qi, f);
+    const float err = r - (h.mu + *bu + *bi + dot);
+    *bu += h.lr_bu * (err - h.reg_bu * *bu);
+    *bi += h.lr_bi * (err - h.reg_bi * *bi);
+    for (int t = 0; t < f; ++t) {
+        const float p = pu[t], q = qi[t];
+        pu[t] = p + h.lr_pu * (err * q - h.reg_pu * p);
+        qi[t] = q + h.lr_qi * (err * p - h.reg_qi * q);
+    }
+    return err;
+}
+
+// Ratings [lo, hi) in array order; the rows of the rating `ahead` positions later are
+// prefetched (they are random rows: on data larger than the caches this hides the misses).
+template <int F>
+inline double svd_run(const int32_t *users, const int32_t *items, const float *ratings,
+                      int64_t lo, int64_t hi, float *bu, float *bi, float *P, float *Q, int f_,
+                      const SvdRates &h) {
+    const int f = F > 0 ? F : f_;
+    constexpr int64_t ahead = 6;
+    double sse = 0.0;
+    for (int64_t t = lo; t < hi; ++t) {
+        if (t + ahead < hi) {
+            prefetch_row(P + int64_t(users[t + ahead]) * f, f);
+            prefetch_row(Q + int64_t(items[t + ahead]) * f, f);
+        }
+        const int64_t u = users[t], i = items[t];
+        const float err = svd_step<F>(P + u * f, Q + i * f, bu + u, bi + i, ratings[t], f, h);
+        sse += double(err) * double(err);
+    }
+    return sse;
+}
+
+TASTEBUD_CLONES
+static double svd_worker(const int32_t *users, const int32_t *items, const float *ratings,
+                         int64_t lo, int64_t hi, float *bu, float *bi, float *P, float *Q, int f,
+                         const SvdRates &h) {
+#define TASTEBUD_SVD_CASE(N) \
+    case N: return svd_run<N>(users, items, ratings, lo, hi, bu, bi, P, Q, f, h);
+    switch (f) {
+        TASTEBUD_SVD_CASE(16)
+        TASTEBUD_SVD_CASE(20)
+        TASTEBUD_SVD_CASE(32)
+        TASTEBUD_SVD_CASE(50)
+        TASTEBUD_SVD_CASE(64)
+        TASTEBUD_SVD_CASE(100)
+        TASTEBUD_SVD_CASE(128)
+        TASTEBUD_SVD_CASE(200)
+        default: return svd_run<0>(users, items, ratings, lo, hi, bu, bi, P, Q, f, h);
+    }
+#undef TASTEBUD_SVD_CASE
+}
+
+}  // namespace sgd_detail
+
+// Fisher-Yates shuffle of the triples in place; `state` is the SplitMix64 state (advanced).
+inline void svd_shuffle(int32_t *users, int32_t *items, float *ratings, int64_t n,
+                        uint64_t &state) {
+    SplitMix64 sm(state);
+    for (int64_t j = n - 1; j > 0; --j) {
+        const uint64_t k = ((sm.next() >> 32) * uint64_t(j + 1)) >> 32;
+        std::swap(users[j], users[k]);
+        std::swap(items[j], items[k]);
+        std::swap(ratings[j], ratings[k]);
+    }
+    state = sm.state;
+}
+
+// One epoch; returns the sum of squared errors seen. num_threads == 1: the sequential
+// algorithm (deterministic). More: Hogwild, each thread takes one contiguous chunk of the
+// (shuffled) order and updates the shared parameters without locks.
+inline double svd_epoch(const int32_t *users, const int32_t *items, const float *ratings,
+                        int64_t nnz, float *bu, float *bi, float *P, float *Q, int f,
+                        const SvdRates &h, int num_threads) {
+    int threads = resolve_threads(num_threads);
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, nnz / 1024)));
+    std::vector<double> sse(threads, 0.0);
+    parallel_for(threads, threads, [&](int64_t c) {
+        const int64_t lo = c * nnz / threads, hi = (c + 1) * nnz / threads;
+        sse[c] = sgd_detail::svd_worker(users, items, ratings, lo, hi, bu, bi, P, Q, f, h);
+    });
+    double total = 0.0;
+    for (double s : sse) total += s;
+    return total;
+}
+
 }  // namespace tastebud

@@ -127,6 +127,73 @@ def test_svd_epoch_matches_reference_exactly(seed, n_users, n_items, nnz, factor
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_users=st.integers(1, 6),
+    n_items=st.integers(1, 6),
+    nnz=st.integers(0, 40),
+    factors=st.sampled_from([0, 1, 5, 16, 20, 33, 50, 64, 100]),
+    shuffle=st.booleans(),
+)
+def test_cpp_svd_epoch_matches_numba(seed, n_users, n_items, nnz, factors, shuffle):
+    """The C++ epoch = shuffle_ratings + the Numba epoch (same order, rounding only)."""
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(
+        seed, n_users, n_items, nnz, factors, np.float32
+    )
+    mine = [a.copy() for a in (users, items, ratings, bu, bi, P, Q)]
+    theirs = [a.copy() for a in (users, items, ratings, bu, bi, P, Q)]
+    s1 = np.array([seed], np.uint64)
+    s2 = s1.copy()
+    for _ in range(3):
+        sse_c = core.svd_epoch(*mine, hp, s1 if shuffle else None, 1)
+        if shuffle:
+            sgd.shuffle_ratings(*theirs[:3], s2)
+        sse_n = sgd.svd_epoch_serial(*theirs[:3], 1, *theirs[3:], hp, True)
+        for a, b in zip(mine[:3], theirs[:3], strict=True):
+            np.testing.assert_array_equal(a, b)  # the same permutation
+        for a, b in zip(mine[3:], theirs[3:], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert sse_c == pytest.approx(sse_n, rel=1e-4, abs=1e-6)
+    assert s1[0] == s2[0]
+
+
+def test_cpp_svd_epoch_hogwild_learns_and_rejects_bad_input():
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    hp[0] = ratings.mean()
+    state = np.array([7], np.uint64)
+    first = core.svd_epoch(users, items, ratings, bu, bi, P, Q, hp, state, 2)
+    for _ in range(10):
+        last = core.svd_epoch(users, items, ratings, bu, bi, P, Q, hp, state, 2)
+    assert np.isfinite(P).all()
+    assert last < first
+    bad_users = users.copy()
+    bad_users[0] = 50
+    with pytest.raises(ValueError, match="out of range"):
+        core.svd_epoch(bad_users, items, ratings, bu, bi, P, Q, hp, None, 1)
+    with pytest.raises(ValueError, match="hp"):
+        core.svd_epoch(users, items, ratings, bu, bi, P, Q, hp[:5].copy(), None, 1)
+    with pytest.raises(ValueError, match="same number of columns"):
+        core.svd_epoch(users, items, ratings, bu, bi, P, Q[:, :3].copy(), hp, None, 1)
+    with pytest.raises(TypeError):
+        core.svd_epoch(users.astype(np.int64), items, ratings, bu, bi, P, Q, hp, None, 1)
+
+
+def test_svd_cpp_and_numba_kernels_agree():
+    class NumbaSVD(SVD):
+        _kernel = "numba"
+
+    for shuffle in (True, False):
+        a = SVD(factors=20, epochs=5, shuffle=shuffle, random_state=4).fit(P_TRAIN)
+        b = NumbaSVD(factors=20, epochs=5, shuffle=shuffle, random_state=4).fit(P_TRAIN)
+        np.testing.assert_allclose(a.user_factors_, b.user_factors_, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(a.item_factors_, b.item_factors_, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(a.training_loss_, b.training_loss_, rtol=1e-4)
+
+
 def test_svd_epoch_parallel_runs_and_learns():
     users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
     ratings = np.clip(ratings, 1, 5)

@@ -17,6 +17,10 @@ serial SVD epoch equals the plain-Python reference of ``tests/reference/mf_refer
 bit for bit, which pins down the visiting order and every update formula; the fast leaves
 are then checked against the exact ones to rounding.
 
+``SVD`` itself trains with the C++ port of ``svd_epoch_serial`` (``tastebud._core.svd_epoch``
+in ``cpp/sgd.hpp``, about 3x faster: unrolled, AVX-512 clones, prefetching); the Numba SVD
+epoch remains the specification that the C++ kernel is tested against.
+
 Layout of ``hp``
 ----------------
 ``svd_epoch``: ``[mu, lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi]``.
