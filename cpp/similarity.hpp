@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -365,6 +366,271 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
             out_count[i] = c;
             if (opt.sort_by_index)
                 sort_row_by_index(out_index + i * k, out_score + i * k, c, s.sel.all);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symmetric self-similarity (ItemKNN's case): Q == T, so sim(i, j) == sim(j, i) for the
+// global-norm kinds whose norm terms are symmetric (dot, cosine, Jaccard, asymmetric cosine
+// with alpha = 0.5). Each unordered pair is computed once: row i accumulates only targets
+// j > i (each X-row u of i's columns is entered past i by a binary search, so the sparse
+// product does half the multiply-adds of sparse_knn), and the pair is offered to both row i's
+// and row j's bounded heap. The dot product of (i, j) sums the same products in the same
+// (column) order as sparse_knn's row i or row j would, so the similarities are bitwise those of
+// sparse_knn.
+//
+// Heaps written from several rows would race, so every thread owns a heap per row (scores,
+// int32 indices, and a compact array of heap thresholds: a candidate is pushed only when it
+// reaches its heap's threshold, which rejects most offers with one read of an L1/L2-resident
+// float). Each heap keeps the k best of the candidates its thread saw; the k best of the
+// union of the threads' heaps of a row are that row's k best, selected in a final parallel
+// merge. Memory: O(threads * n * k), like the padded output itself times the threads.
+//
+// Rows are handed out in chunks from an atomic counter in increasing order (rows near 0 carry
+// the most work, so the expensive ones are scheduled first and the cheap tail balances the
+// threads). A row whose half-product covers a large part of [i, n) skips the touched list and
+// scans the dense accumulator instead.
+//
+// x: the matrix (n x d) CSR; xt: its transpose (d x n) CSR with sorted indices; sq: row sums of
+// squares of x. Output as sparse_knn with self_offset 0 (include_self keeps the diagonal).
+namespace detail {
+
+struct RowHeaps {
+    float *score;    // n x k
+    int32_t *index;  // n x k
+    int32_t *size;   // n
+    float *thr;      // n: -inf until full, then the root score
+    int k;
+
+    static bool worse(float sa, int32_t ia, float sb, int32_t ib) {
+        return sa < sb || (sa == sb && ia > ib);
+    }
+
+    // Offers (s, j) to row r's heap; the caller has checked s >= thr[r].
+    void push(int64_t r, float s, int32_t j) {
+        float *hs = score + r * k;
+        int32_t *hi = index + r * k;
+        int n = size[r];
+        if (n < k) {
+            int pos = n;
+            while (pos > 0) {
+                const int parent = (pos - 1) / 2;
+                if (!worse(s, j, hs[parent], hi[parent])) break;
+                hs[pos] = hs[parent];
+                hi[pos] = hi[parent];
+                pos = parent;
+            }
+            hs[pos] = s;
+            hi[pos] = j;
+            size[r] = ++n;
+            if (n == k) thr[r] = hs[0];
+            return;
+        }
+        if (!worse(hs[0], hi[0], s, j)) return;
+        int pos = 0;
+        for (;;) {
+            int child = 2 * pos + 1;
+            if (child >= k) break;
+            if (child + 1 < k && worse(hs[child + 1], hi[child + 1], hs[child], hi[child]))
+                ++child;
+            if (!worse(hs[child], hi[child], s, j)) break;
+            hs[pos] = hs[child];
+            hi[pos] = hi[child];
+            pos = child;
+        }
+        hs[pos] = s;
+        hi[pos] = j;
+        thr[r] = hs[0];
+    }
+
+    void offer(int64_t r, float s, int32_t j) {
+        if (s >= thr[r]) push(r, s, j);
+    }
+};
+
+}  // namespace detail
+
+inline bool symmetric_kind(int kind, double alpha) {
+    return kind == sim_dot || kind == sim_cosine || kind == sim_jaccard ||
+           (kind == sim_asymmetric && alpha == 0.5);
+}
+
+inline void sparse_knn_symmetric(const CsrF &x, int64_t n, const CsrF &xt, const double *sq,
+                                 const SparseKnnOptions &opt, bool include_self,
+                                 int32_t *out_index, float *out_score, int32_t *out_count,
+                                 int num_threads) {
+    const int k = opt.k;
+    const int kind = opt.kind;
+    int threads = resolve_threads(num_threads);
+    if (n <= 4 * threads) threads = 1;
+    if (n == 0) return;
+
+    std::vector<double> term;
+    if (kind != sim_dot) {
+        term.resize(n);
+        for (int64_t j = 0; j < n; ++j) term[j] = detail::norm_term(kind, sq[j], opt.alpha, true);
+    }
+    const double *tm = kind == sim_dot ? nullptr : term.data();
+    const double shrink = opt.shrink;
+    const int min_support = opt.min_support;
+    const float ninf = -std::numeric_limits<float>::infinity();
+
+    // Per-thread scratch, allocated here so that allocation failures surface as exceptions.
+    struct Scratch {
+        std::vector<float> score;
+        std::vector<int32_t> index, size;
+        std::vector<float> thr;
+        std::vector<float> dot;
+        std::vector<int32_t> cnt, touched;
+        std::vector<int64_t> start;
+    };
+    std::vector<Scratch> scratch(threads);
+    const int64_t nk = n * static_cast<int64_t>(k);
+    for (auto &s : scratch) {
+        s.score.resize(nk);
+        s.index.resize(nk);
+        s.size.assign(n, 0);
+        s.thr.assign(n, ninf);
+        s.dot.assign(n, 0.0f);
+        s.cnt.assign(n, 0);
+        s.touched.reserve(1024);
+    }
+
+    auto sim_of = [&](float d, int64_t i, int64_t j) -> float {
+        switch (kind) {
+            case sim_dot:
+                return d;
+            case sim_jaccard:
+                return static_cast<float>(d / (tm[i] + tm[j] - static_cast<double>(d) + shrink));
+            default:
+                return static_cast<float>(d / (tm[i] * tm[j] + shrink));
+        }
+    };
+
+    std::atomic<int64_t> next_row{0};
+    const int64_t chunk = 4;
+    std::exception_ptr error = nullptr;
+    std::mutex error_mutex;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        try {
+            Scratch &s = scratch[tid];
+            detail::RowHeaps heaps{s.score.data(), s.index.data(), s.size.data(), s.thr.data(), k};
+            float *dot = s.dot.data();
+            int32_t *cnt = s.cnt.data();
+            auto &touched = s.touched;
+            auto &start = s.start;
+            for (;;) {
+                const int64_t r0 = next_row.fetch_add(chunk, std::memory_order_relaxed);
+                if (r0 >= n) break;
+                const int64_t r1 = std::min(n, r0 + chunk);
+                for (int64_t i = r0; i < r1; ++i) {
+                    const int64_t p0 = x.indptr[i], p1 = x.indptr[i + 1];
+                    const int32_t lo = static_cast<int32_t>(include_self ? i : i + 1);
+                    // first position past i (or at i) in every X^T row of i's columns
+                    start.resize(p1 - p0);
+                    int64_t work = 0;
+                    for (int64_t p = p0; p < p1; ++p) {
+                        const int32_t u = x.indices[p];
+                        const int32_t *b = xt.indices + xt.indptr[u];
+                        const int32_t *e = xt.indices + xt.indptr[u + 1];
+                        const int64_t pos = std::lower_bound(b, e, lo) - xt.indices;
+                        start[p - p0] = pos;
+                        work += xt.indptr[u + 1] - pos;
+                    }
+                    if (work == 0) continue;
+                    const bool dense = min_support <= 1 && work * 2 >= (n - lo);
+                    if (dense) {
+                        for (int64_t p = p0; p < p1; ++p) {
+                            const int32_t u = x.indices[p];
+                            const float a = x.data[p];
+                            for (int64_t r = start[p - p0]; r < xt.indptr[u + 1]; ++r)
+                                dot[xt.indices[r]] += xt.data[r] * a;
+                        }
+                        for (int64_t j = lo; j < n; ++j) {
+                            const float d = dot[j];
+                            if (d == 0.0f) continue;
+                            dot[j] = 0.0f;
+                            const float v = sim_of(d, i, j);
+                            if (v == 0.0f || !std::isfinite(v)) continue;
+                            heaps.offer(i, v, static_cast<int32_t>(j));
+                            if (j != i) heaps.offer(j, v, static_cast<int32_t>(i));
+                        }
+                    } else {
+                        touched.clear();
+                        for (int64_t p = p0; p < p1; ++p) {
+                            const int32_t u = x.indices[p];
+                            const float a = x.data[p];
+                            for (int64_t r = start[p - p0]; r < xt.indptr[u + 1]; ++r) {
+                                const int32_t j = xt.indices[r];
+                                if (cnt[j]++ == 0) touched.push_back(j);
+                                dot[j] += xt.data[r] * a;
+                            }
+                        }
+                        for (const int32_t j : touched) {
+                            const int32_t c = cnt[j];
+                            const float d = dot[j];
+                            cnt[j] = 0;
+                            dot[j] = 0.0f;
+                            if (c < min_support) continue;
+                            const float v = sim_of(d, i, j);
+                            if (v == 0.0f || !std::isfinite(v)) continue;
+                            heaps.offer(i, v, j);
+                            if (j != i) heaps.offer(j, v, static_cast<int32_t>(i));
+                        }
+                    }
+                }
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+
+    // Merge the threads' heaps of every row: k best of the union, then the output order.
+    const int64_t rows_per_task = 64;
+    const int64_t tasks = (n + rows_per_task - 1) / rows_per_task;
+    std::vector<std::vector<std::pair<float, int64_t>>> tmp(threads);
+    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
+        auto &all = tmp[tid];
+        const int64_t end = std::min(n, (task + 1) * rows_per_task);
+        for (int64_t i = task * rows_per_task; i < end; ++i) {
+            all.clear();
+            for (const auto &s : scratch) {
+                const int c = s.size[i];
+                for (int j = 0; j < c; ++j) all.emplace_back(s.score[i * k + j], s.index[i * k + j]);
+            }
+            auto best = [](const auto &a, const auto &b) {
+                return a.first > b.first || (a.first == b.first && a.second < b.second);
+            };
+            int c = static_cast<int>(all.size());
+            if (c > k) {
+                std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), best);
+                c = k;
+                all.resize(k);
+            }
+            if (opt.sort_by_index)
+                std::sort(all.begin(), all.end(),
+                          [](const auto &a, const auto &b) { return a.second < b.second; });
+            else
+                std::sort(all.begin(), all.end(), best);
+            int32_t *oi = out_index + i * k;
+            float *os = out_score + i * k;
+            for (int j = 0; j < c; ++j) {
+                oi[j] = static_cast<int32_t>(all[j].second);
+                os[j] = all[j].first;
+            }
+            for (int j = c; j < k; ++j) {
+                oi[j] = -1;
+                os[j] = 0.0f;
+            }
+            out_count[i] = c;
         }
     });
 }
