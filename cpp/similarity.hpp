@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -396,58 +397,125 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
 // squares of x. Output as sparse_knn with self_offset 0 (include_self keeps the diagonal).
 namespace detail {
 
-struct RowHeaps {
-    float *score;    // n x k
-    int32_t *index;  // n x k
-    int32_t *size;   // n
-    float *thr;      // n: -inf until full, then the root score
+struct Cand {
+    float score;
+    int32_t index;
+};
+
+inline bool cand_better(const Cand &a, const Cand &b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+
+// One bounded candidate buffer per row: offers at or above the row's threshold are appended;
+// a full buffer (2k) is cut to its k best with nth_element and the threshold raised to the
+// k-th score. Every offer rejected was strictly worse than k kept ones, so a buffer always
+// holds its row's k best (ties by lower index) among what it was offered. Amortised O(1) per
+// accepted offer and branch-predictable, unlike a binary heap's sift per accepted offer.
+struct RowBuffers {
+    Cand *buf;      // n x cap
+    int32_t *size;  // n
+    float *thr;     // n: -inf until the first cut, then the k-th best score
     int k;
+    int cap;
 
-    static bool worse(float sa, int32_t ia, float sb, int32_t ib) {
-        return sa < sb || (sa == sb && ia > ib);
-    }
-
-    // Offers (s, j) to row r's heap; the caller has checked s >= thr[r].
     void push(int64_t r, float s, int32_t j) {
-        float *hs = score + r * k;
-        int32_t *hi = index + r * k;
+        Cand *b = buf + r * cap;
         int n = size[r];
-        if (n < k) {
-            int pos = n;
-            while (pos > 0) {
-                const int parent = (pos - 1) / 2;
-                if (!worse(s, j, hs[parent], hi[parent])) break;
-                hs[pos] = hs[parent];
-                hi[pos] = hi[parent];
-                pos = parent;
+        if (n == cap) {
+            std::nth_element(b, b + (k - 1), b + cap, cand_better);
+            thr[r] = b[k - 1].score;
+            n = k;
+            if (s < thr[r]) {
+                size[r] = n;
+                return;
             }
-            hs[pos] = s;
-            hi[pos] = j;
-            size[r] = ++n;
-            if (n == k) thr[r] = hs[0];
-            return;
         }
-        if (!worse(hs[0], hi[0], s, j)) return;
-        int pos = 0;
-        for (;;) {
-            int child = 2 * pos + 1;
-            if (child >= k) break;
-            if (child + 1 < k && worse(hs[child + 1], hi[child + 1], hs[child], hi[child]))
-                ++child;
-            if (!worse(hs[child], hi[child], s, j)) break;
-            hs[pos] = hs[child];
-            hi[pos] = hi[child];
-            pos = child;
-        }
-        hs[pos] = s;
-        hi[pos] = j;
-        thr[r] = hs[0];
+        b[n] = Cand{s, j};
+        size[r] = n + 1;
     }
 
     void offer(int64_t r, float s, int32_t j) {
         if (s >= thr[r]) push(r, s, j);
     }
 };
+
+// One row block [a, b) of the symmetric kernel against every column block at or past it.
+// KIND and SUPPORT (min_support > 1) are template parameters so that the per-candidate code
+// has no switch and every constant lives in a register.
+constexpr int64_t kSymmetricBlock = 128;
+
+template <int KIND, bool SUPPORT>
+void symmetric_block(const CsrF x, const int64_t n, const CsrF xt, const double *tm,
+                     const double shrink, const int min_support, const bool include_self,
+                     const int64_t B, const int64_t a, const int64_t b, RowBuffers heaps,
+                     float *__restrict dot, int32_t *__restrict cnt, std::vector<int64_t> &cur) {
+    const int64_t base = x.indptr[a];
+    cur.resize(x.indptr[b] - base);
+    int64_t *cp = cur.data();
+    int64_t next_col = n;
+    for (int64_t i = a; i < b; ++i) {
+        const int32_t lo = static_cast<int32_t>(include_self ? i : i + 1);
+        for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+            const int32_t u = x.indices[p];
+            const int32_t *bg = xt.indices + xt.indptr[u];
+            const int32_t *en = xt.indices + xt.indptr[u + 1];
+            const int32_t *q = std::lower_bound(bg, en, lo);
+            cp[p - base] = q - xt.indices;
+            if (q != en && *q < next_col) next_col = *q;
+        }
+    }
+    while (next_col < n) {
+        const int64_t c = (next_col / B) * B, e = std::min(n, c + B);
+        next_col = n;
+        for (int64_t i = a; i < b; ++i) {
+            int64_t work = 0;
+            for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+                const int32_t u = x.indices[p];
+                const float av = x.data[p];
+                int64_t r = cp[p - base];
+                const int64_t rend = xt.indptr[u + 1];
+                const int64_t r0 = r;
+                for (; r < rend && xt.indices[r] < e; ++r) {
+                    const int64_t j = xt.indices[r] - c;
+                    dot[j] += xt.data[r] * av;
+                    if (SUPPORT) ++cnt[j];
+                }
+                work += r - r0;
+                cp[p - base] = r;
+                if (r < rend && xt.indices[r] < next_col) next_col = xt.indices[r];
+            }
+            if (work == 0) continue;
+            const int64_t j0 = std::max<int64_t>(c, include_self ? i : i + 1);
+            const double ti = KIND == sim_dot ? 0.0 : tm[i];
+            const int32_t ii = static_cast<int32_t>(i);
+            // Branch-free compaction of the touched columns (about half of a tile's entries
+            // are zero: a branch per entry would mispredict), then zero the tile.
+            int32_t nz[kSymmetricBlock];
+            int m = 0;
+            for (int64_t j = j0; j < e; ++j) {
+                nz[m] = static_cast<int32_t>(j);
+                m += SUPPORT ? (cnt[j - c] != 0) : (dot[j - c] != 0.0f);
+            }
+            for (int t = 0; t < m; ++t) {
+                const int64_t j = nz[t];
+                const float d = dot[j - c];
+                if (SUPPORT && cnt[j - c] < min_support) continue;
+                float v;
+                if (KIND == sim_dot)
+                    v = d;
+                else if (KIND == sim_jaccard)
+                    v = static_cast<float>(d / (ti + tm[j] - static_cast<double>(d) + shrink));
+                else
+                    v = static_cast<float>(d / (ti * tm[j] + shrink));
+                if (v == 0.0f || !std::isfinite(v)) continue;
+                heaps.offer(i, v, static_cast<int32_t>(j));
+                if (j != i) heaps.offer(j, v, ii);
+            }
+            std::fill(dot + (j0 - c), dot + (e - c), 0.0f);
+            if (SUPPORT) std::fill(cnt + (j0 - c), cnt + (e - c), 0);
+        }
+    }
+}
 
 }  // namespace detail
 
@@ -478,38 +546,32 @@ inline void sparse_knn_symmetric(const CsrF &x, int64_t n, const CsrF &xt, const
 
     // Per-thread scratch, allocated here so that allocation failures surface as exceptions.
     struct Scratch {
-        std::vector<float> score;
-        std::vector<int32_t> index, size;
+        std::unique_ptr<detail::Cand[]> buf;
+        std::vector<int32_t> size;
         std::vector<float> thr;
         std::vector<float> dot;
-        std::vector<int32_t> cnt, touched;
+        std::vector<int32_t> cnt;
         std::vector<int64_t> start;
     };
     std::vector<Scratch> scratch(threads);
-    const int64_t nk = n * static_cast<int64_t>(k);
+    const int cap = 2 * k;
+    const int64_t ncap = n * static_cast<int64_t>(cap);
     for (auto &s : scratch) {
-        s.score.resize(nk);
-        s.index.resize(nk);
+        s.buf.reset(new detail::Cand[ncap]);
         s.size.assign(n, 0);
         s.thr.assign(n, ninf);
-        s.dot.assign(n, 0.0f);
-        s.cnt.assign(n, 0);
-        s.touched.reserve(1024);
+        s.dot.assign(detail::kSymmetricBlock, 0.0f);
+        s.cnt.assign(detail::kSymmetricBlock, 0);
     }
 
-    auto sim_of = [&](float d, int64_t i, int64_t j) -> float {
-        switch (kind) {
-            case sim_dot:
-                return d;
-            case sim_jaccard:
-                return static_cast<float>(d / (tm[i] + tm[j] - static_cast<double>(d) + shrink));
-            default:
-                return static_cast<float>(d / (tm[i] * tm[j] + shrink));
-        }
-    };
 
-    std::atomic<int64_t> next_row{0};
-    const int64_t chunk = 4;
+    // Tiles: row block I x column block J (J >= I, columns past each row's diagonal), so the
+    // accumulator of a tile is B floats (L1) and the cross offers of a tile go to the B row
+    // buffers of J (L2), not to random rows of all n. Every (row, X^T row) pair keeps a cursor
+    // that advances through the column blocks; empty column blocks are skipped.
+    const int64_t B = detail::kSymmetricBlock;
+    const int64_t n_blocks = (n + B - 1) / B;
+    std::atomic<int64_t> next_block{0};
     std::exception_ptr error = nullptr;
     std::mutex error_mutex;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -520,71 +582,25 @@ inline void sparse_knn_symmetric(const CsrF &x, int64_t n, const CsrF &xt, const
 #endif
         try {
             Scratch &s = scratch[tid];
-            detail::RowHeaps heaps{s.score.data(), s.index.data(), s.size.data(), s.thr.data(), k};
-            float *dot = s.dot.data();
-            int32_t *cnt = s.cnt.data();
-            auto &touched = s.touched;
-            auto &start = s.start;
+            detail::RowBuffers heaps{s.buf.get(), s.size.data(), s.thr.data(), k, cap};
+            float *dot = s.dot.data();     // B
+            int32_t *cnt = s.cnt.data();   // B
+            auto &cur = s.start;
             for (;;) {
-                const int64_t r0 = next_row.fetch_add(chunk, std::memory_order_relaxed);
-                if (r0 >= n) break;
-                const int64_t r1 = std::min(n, r0 + chunk);
-                for (int64_t i = r0; i < r1; ++i) {
-                    const int64_t p0 = x.indptr[i], p1 = x.indptr[i + 1];
-                    const int32_t lo = static_cast<int32_t>(include_self ? i : i + 1);
-                    // first position past i (or at i) in every X^T row of i's columns
-                    start.resize(p1 - p0);
-                    int64_t work = 0;
-                    for (int64_t p = p0; p < p1; ++p) {
-                        const int32_t u = x.indices[p];
-                        const int32_t *b = xt.indices + xt.indptr[u];
-                        const int32_t *e = xt.indices + xt.indptr[u + 1];
-                        const int64_t pos = std::lower_bound(b, e, lo) - xt.indices;
-                        start[p - p0] = pos;
-                        work += xt.indptr[u + 1] - pos;
-                    }
-                    if (work == 0) continue;
-                    const bool dense = min_support <= 1 && work * 2 >= (n - lo);
-                    if (dense) {
-                        for (int64_t p = p0; p < p1; ++p) {
-                            const int32_t u = x.indices[p];
-                            const float a = x.data[p];
-                            for (int64_t r = start[p - p0]; r < xt.indptr[u + 1]; ++r)
-                                dot[xt.indices[r]] += xt.data[r] * a;
-                        }
-                        for (int64_t j = lo; j < n; ++j) {
-                            const float d = dot[j];
-                            if (d == 0.0f) continue;
-                            dot[j] = 0.0f;
-                            const float v = sim_of(d, i, j);
-                            if (v == 0.0f || !std::isfinite(v)) continue;
-                            heaps.offer(i, v, static_cast<int32_t>(j));
-                            if (j != i) heaps.offer(j, v, static_cast<int32_t>(i));
-                        }
-                    } else {
-                        touched.clear();
-                        for (int64_t p = p0; p < p1; ++p) {
-                            const int32_t u = x.indices[p];
-                            const float a = x.data[p];
-                            for (int64_t r = start[p - p0]; r < xt.indptr[u + 1]; ++r) {
-                                const int32_t j = xt.indices[r];
-                                if (cnt[j]++ == 0) touched.push_back(j);
-                                dot[j] += xt.data[r] * a;
-                            }
-                        }
-                        for (const int32_t j : touched) {
-                            const int32_t c = cnt[j];
-                            const float d = dot[j];
-                            cnt[j] = 0;
-                            dot[j] = 0.0f;
-                            if (c < min_support) continue;
-                            const float v = sim_of(d, i, j);
-                            if (v == 0.0f || !std::isfinite(v)) continue;
-                            heaps.offer(i, v, j);
-                            if (j != i) heaps.offer(j, v, static_cast<int32_t>(i));
-                        }
-                    }
-                }
+                const int64_t blk = next_block.fetch_add(1, std::memory_order_relaxed);
+                if (blk >= n_blocks) break;
+                const int64_t a = blk * B, b = std::min(n, a + B);
+#define TB_SYM_BLOCK(K, S)                                                                  \
+    detail::symmetric_block<K, S>(x, n, xt, tm, shrink, min_support, include_self, B, a, b, \
+                                  heaps, dot, cnt, cur)
+                const bool sup = min_support > 1;
+                if (kind == sim_dot)
+                    sup ? TB_SYM_BLOCK(sim_dot, true) : TB_SYM_BLOCK(sim_dot, false);
+                else if (kind == sim_jaccard)
+                    sup ? TB_SYM_BLOCK(sim_jaccard, true) : TB_SYM_BLOCK(sim_jaccard, false);
+                else
+                    sup ? TB_SYM_BLOCK(sim_cosine, true) : TB_SYM_BLOCK(sim_cosine, false);
+#undef TB_SYM_BLOCK
             }
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
@@ -604,7 +620,8 @@ inline void sparse_knn_symmetric(const CsrF &x, int64_t n, const CsrF &xt, const
             all.clear();
             for (const auto &s : scratch) {
                 const int c = s.size[i];
-                for (int j = 0; j < c; ++j) all.emplace_back(s.score[i * k + j], s.index[i * k + j]);
+                const detail::Cand *b = s.buf.get() + i * cap;
+                for (int j = 0; j < c; ++j) all.emplace_back(b[j].score, b[j].index);
             }
             auto best = [](const auto &a, const auto &b) {
                 return a.first > b.first || (a.first == b.first && a.second < b.second);
