@@ -201,6 +201,48 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
     return py::make_tuple(out_index, out_score, out_count);
 }
 
+py::tuple sparse_knn_symmetric_py(carray<int64_t> x_indptr, carray<int32_t> x_indices,
+                                  carray<float> x_data, int64_t n, int64_t d,
+                                  carray<int64_t> t_indptr, carray<int32_t> t_indices,
+                                  carray<float> t_data, py::object sq_obj, int kind,
+                                  double alpha, double shrink, int min_support,
+                                  bool include_self, int k, bool sort_by_index,
+                                  int num_threads) {
+    require(symmetric_kind(kind, alpha),
+            "the symmetric kernel needs kind dot, cosine, jaccard or asymmetric with alpha 0.5");
+    require(k >= 1, "k must be >= 1");
+    require(n < (int64_t(1) << 31), "too many rows for int32 indices");
+    CsrF x = check_csr(x_indptr, x_indices, x_data, n, d, "matrix", false);
+    CsrF xt = check_csr(t_indptr, t_indices, t_data, d, n, "matrix^T", true);
+    require(x_indices.shape(0) == t_indices.shape(0), "matrix^T must have the entries of matrix");
+    py::object keep = sq_obj;
+    const double *sq = nullptr;
+    if (kind != sim_dot) {
+        auto s = sq_obj.cast<carray<double>>();
+        require(s.ndim() == 1 && s.shape(0) == n, "sq must have one entry per row");
+        keep = s;
+        sq = s.data();
+    }
+    SparseKnnOptions opt;
+    opt.kind = kind;
+    opt.alpha = alpha;
+    opt.shrink = shrink;
+    opt.min_support = min_support;
+    opt.k = k;
+    opt.sort_by_index = sort_by_index;
+    carray<int32_t> out_index({n, static_cast<int64_t>(k)});
+    carray<float> out_score({n, static_cast<int64_t>(k)});
+    carray<int32_t> out_count(n);
+    int32_t *oi = out_index.mutable_data();
+    float *os = out_score.mutable_data();
+    int32_t *oc = out_count.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        sparse_knn_symmetric(x, n, xt, sq, opt, include_self, oi, os, oc, num_threads);
+    }
+    return py::make_tuple(out_index, out_score, out_count);
+}
+
 py::tuple sparse_score_topk_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
                                carray<float> q_data, int64_t nq, carray<int64_t> m_indptr,
                                carray<int32_t> m_indices, carray<float> m_data, int64_t d,
@@ -705,6 +747,13 @@ PYBIND11_MODULE(_core, m) {
           py::arg("min_support"), py::arg("self_offset"), py::arg("k"), py::arg("sort_by_index"),
           py::arg("num_threads"),
           "Top-k sparse similarity between the rows of Q and of T (given T^T in CSR).");
+    m.def("sparse_knn_symmetric", &sparse_knn_symmetric_py, py::arg("x_indptr").noconvert(),
+          py::arg("x_indices").noconvert(), py::arg("x_data").noconvert(), py::arg("n"),
+          py::arg("d"), py::arg("t_indptr").noconvert(), py::arg("t_indices").noconvert(),
+          py::arg("t_data").noconvert(), py::arg("sq"), py::arg("kind"), py::arg("alpha"),
+          py::arg("shrink"), py::arg("min_support"), py::arg("include_self"), py::arg("k"),
+          py::arg("sort_by_index"), py::arg("num_threads"),
+          "Top-k self-similarity of the rows of X for a symmetric kind, each pair computed once.");
     m.def("sparse_score_topk", &sparse_score_topk_py, py::arg("q_indptr").noconvert(),
           py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(), py::arg("nq"),
           py::arg("m_indptr").noconvert(), py::arg("m_indices").noconvert(),

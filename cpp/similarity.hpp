@@ -4,10 +4,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -365,6 +367,287 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
             out_count[i] = c;
             if (opt.sort_by_index)
                 sort_row_by_index(out_index + i * k, out_score + i * k, c, s.sel.all);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symmetric self-similarity (ItemKNN's case): Q == T, so sim(i, j) == sim(j, i) for the
+// global-norm kinds whose norm terms are symmetric (dot, cosine, Jaccard, asymmetric cosine
+// with alpha = 0.5). Each unordered pair is computed once: row i accumulates only targets
+// j > i (each X-row u of i's columns is entered past i by a binary search, so the sparse
+// product does half the multiply-adds of sparse_knn), and the pair is offered to both row i's
+// and row j's bounded heap. The dot product of (i, j) sums the same products in the same
+// (column) order as sparse_knn's row i or row j would, so the similarities are bitwise those of
+// sparse_knn.
+//
+// Heaps written from several rows would race, so every thread owns a heap per row (scores,
+// int32 indices, and a compact array of heap thresholds: a candidate is pushed only when it
+// reaches its heap's threshold, which rejects most offers with one read of an L1/L2-resident
+// float). Each heap keeps the k best of the candidates its thread saw; the k best of the
+// union of the threads' heaps of a row are that row's k best, selected in a final parallel
+// merge. Memory: O(threads * n * k), like the padded output itself times the threads.
+//
+// Rows are handed out in chunks from an atomic counter in increasing order (rows near 0 carry
+// the most work, so the expensive ones are scheduled first and the cheap tail balances the
+// threads). A row whose half-product covers a large part of [i, n) skips the touched list and
+// scans the dense accumulator instead.
+//
+// x: the matrix (n x d) CSR; xt: its transpose (d x n) CSR with sorted indices; sq: row sums of
+// squares of x. Output as sparse_knn with self_offset 0 (include_self keeps the diagonal).
+namespace detail {
+
+struct Cand {
+    float score;
+    int32_t index;
+};
+
+inline bool cand_better(const Cand &a, const Cand &b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+
+// One bounded candidate buffer per row: offers at or above the row's threshold are appended;
+// a full buffer (2k) is cut to its k best with nth_element and the threshold raised to the
+// k-th score. Every offer rejected was strictly worse than k kept ones, so a buffer always
+// holds its row's k best (ties by lower index) among what it was offered. Amortised O(1) per
+// accepted offer and branch-predictable, unlike a binary heap's sift per accepted offer.
+struct RowBuffers {
+    Cand *buf;      // n x cap
+    int32_t *size;  // n
+    float *thr;     // n: -inf until the first cut, then the k-th best score
+    int k;
+    int cap;
+
+    void push(int64_t r, float s, int32_t j) {
+        Cand *b = buf + r * cap;
+        int n = size[r];
+        if (n == cap) {
+            std::nth_element(b, b + (k - 1), b + cap, cand_better);
+            thr[r] = b[k - 1].score;
+            n = k;
+            if (s < thr[r]) {
+                size[r] = n;
+                return;
+            }
+        }
+        b[n] = Cand{s, j};
+        size[r] = n + 1;
+    }
+
+    void offer(int64_t r, float s, int32_t j) {
+        if (s >= thr[r]) push(r, s, j);
+    }
+};
+
+// One row block [a, b) of the symmetric kernel against every column block at or past it.
+// KIND and SUPPORT (min_support > 1) are template parameters so that the per-candidate code
+// has no switch and every constant lives in a register.
+constexpr int64_t kSymmetricBlock = 128;
+
+template <int KIND, bool SUPPORT>
+void symmetric_block(const CsrF x, const int64_t n, const CsrF xt, const double *tm,
+                     const double shrink, const int min_support, const bool include_self,
+                     const int64_t B, const int64_t a, const int64_t b, RowBuffers heaps,
+                     float *__restrict dot, int32_t *__restrict cnt, std::vector<int64_t> &cur) {
+    const int64_t base = x.indptr[a];
+    cur.resize(x.indptr[b] - base);
+    int64_t *cp = cur.data();
+    int64_t next_col = n;
+    for (int64_t i = a; i < b; ++i) {
+        const int32_t lo = static_cast<int32_t>(include_self ? i : i + 1);
+        for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+            const int32_t u = x.indices[p];
+            const int32_t *bg = xt.indices + xt.indptr[u];
+            const int32_t *en = xt.indices + xt.indptr[u + 1];
+            const int32_t *q = std::lower_bound(bg, en, lo);
+            cp[p - base] = q - xt.indices;
+            if (q != en && *q < next_col) next_col = *q;
+        }
+    }
+    while (next_col < n) {
+        const int64_t c = (next_col / B) * B, e = std::min(n, c + B);
+        next_col = n;
+        for (int64_t i = a; i < b; ++i) {
+            int64_t work = 0;
+            for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+                const int32_t u = x.indices[p];
+                const float av = x.data[p];
+                int64_t r = cp[p - base];
+                const int64_t rend = xt.indptr[u + 1];
+                const int64_t r0 = r;
+                for (; r < rend && xt.indices[r] < e; ++r) {
+                    const int64_t j = xt.indices[r] - c;
+                    dot[j] += xt.data[r] * av;
+                    if (SUPPORT) ++cnt[j];
+                }
+                work += r - r0;
+                cp[p - base] = r;
+                if (r < rend && xt.indices[r] < next_col) next_col = xt.indices[r];
+            }
+            if (work == 0) continue;
+            const int64_t j0 = std::max<int64_t>(c, include_self ? i : i + 1);
+            const double ti = KIND == sim_dot ? 0.0 : tm[i];
+            const int32_t ii = static_cast<int32_t>(i);
+            // Branch-free compaction of the touched columns (about half of a tile's entries
+            // are zero: a branch per entry would mispredict), then zero the tile.
+            int32_t nz[kSymmetricBlock];
+            int m = 0;
+            for (int64_t j = j0; j < e; ++j) {
+                nz[m] = static_cast<int32_t>(j);
+                m += SUPPORT ? (cnt[j - c] != 0) : (dot[j - c] != 0.0f);
+            }
+            for (int t = 0; t < m; ++t) {
+                const int64_t j = nz[t];
+                const float d = dot[j - c];
+                if (SUPPORT && cnt[j - c] < min_support) continue;
+                float v;
+                if (KIND == sim_dot)
+                    v = d;
+                else if (KIND == sim_jaccard)
+                    v = static_cast<float>(d / (ti + tm[j] - static_cast<double>(d) + shrink));
+                else
+                    v = static_cast<float>(d / (ti * tm[j] + shrink));
+                if (v == 0.0f || !std::isfinite(v)) continue;
+                heaps.offer(i, v, static_cast<int32_t>(j));
+                if (j != i) heaps.offer(j, v, ii);
+            }
+            std::fill(dot + (j0 - c), dot + (e - c), 0.0f);
+            if (SUPPORT) std::fill(cnt + (j0 - c), cnt + (e - c), 0);
+        }
+    }
+}
+
+}  // namespace detail
+
+inline bool symmetric_kind(int kind, double alpha) {
+    return kind == sim_dot || kind == sim_cosine || kind == sim_jaccard ||
+           (kind == sim_asymmetric && alpha == 0.5);
+}
+
+inline void sparse_knn_symmetric(const CsrF &x, int64_t n, const CsrF &xt, const double *sq,
+                                 const SparseKnnOptions &opt, bool include_self,
+                                 int32_t *out_index, float *out_score, int32_t *out_count,
+                                 int num_threads) {
+    const int k = opt.k;
+    const int kind = opt.kind;
+    int threads = resolve_threads(num_threads);
+    if (n <= 4 * threads) threads = 1;
+    if (n == 0) return;
+
+    std::vector<double> term;
+    if (kind != sim_dot) {
+        term.resize(n);
+        for (int64_t j = 0; j < n; ++j) term[j] = detail::norm_term(kind, sq[j], opt.alpha, true);
+    }
+    const double *tm = kind == sim_dot ? nullptr : term.data();
+    const double shrink = opt.shrink;
+    const int min_support = opt.min_support;
+    const float ninf = -std::numeric_limits<float>::infinity();
+
+    // Per-thread scratch, allocated here so that allocation failures surface as exceptions.
+    struct Scratch {
+        std::unique_ptr<detail::Cand[]> buf;
+        std::vector<int32_t> size;
+        std::vector<float> thr;
+        std::vector<float> dot;
+        std::vector<int32_t> cnt;
+        std::vector<int64_t> start;
+    };
+    std::vector<Scratch> scratch(threads);
+    const int cap = 2 * k;
+    const int64_t ncap = n * static_cast<int64_t>(cap);
+    for (auto &s : scratch) {
+        s.buf.reset(new detail::Cand[ncap]);
+        s.size.assign(n, 0);
+        s.thr.assign(n, ninf);
+        s.dot.assign(detail::kSymmetricBlock, 0.0f);
+        s.cnt.assign(detail::kSymmetricBlock, 0);
+    }
+
+
+    // Tiles: row block I x column block J (J >= I, columns past each row's diagonal), so the
+    // accumulator of a tile is B floats (L1) and the cross offers of a tile go to the B row
+    // buffers of J (L2), not to random rows of all n. Every (row, X^T row) pair keeps a cursor
+    // that advances through the column blocks; empty column blocks are skipped.
+    const int64_t B = detail::kSymmetricBlock;
+    const int64_t n_blocks = (n + B - 1) / B;
+    std::atomic<int64_t> next_block{0};
+    std::exception_ptr error = nullptr;
+    std::mutex error_mutex;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        try {
+            Scratch &s = scratch[tid];
+            detail::RowBuffers heaps{s.buf.get(), s.size.data(), s.thr.data(), k, cap};
+            float *dot = s.dot.data();     // B
+            int32_t *cnt = s.cnt.data();   // B
+            auto &cur = s.start;
+            for (;;) {
+                const int64_t blk = next_block.fetch_add(1, std::memory_order_relaxed);
+                if (blk >= n_blocks) break;
+                const int64_t a = blk * B, b = std::min(n, a + B);
+#define TB_SYM_BLOCK(K, S)                                                                  \
+    detail::symmetric_block<K, S>(x, n, xt, tm, shrink, min_support, include_self, B, a, b, \
+                                  heaps, dot, cnt, cur)
+                const bool sup = min_support > 1;
+                if (kind == sim_dot)
+                    sup ? TB_SYM_BLOCK(sim_dot, true) : TB_SYM_BLOCK(sim_dot, false);
+                else if (kind == sim_jaccard)
+                    sup ? TB_SYM_BLOCK(sim_jaccard, true) : TB_SYM_BLOCK(sim_jaccard, false);
+                else
+                    sup ? TB_SYM_BLOCK(sim_cosine, true) : TB_SYM_BLOCK(sim_cosine, false);
+#undef TB_SYM_BLOCK
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+
+    // Merge the threads' heaps of every row: k best of the union, then the output order.
+    const int64_t rows_per_task = 64;
+    const int64_t tasks = (n + rows_per_task - 1) / rows_per_task;
+    std::vector<std::vector<std::pair<float, int64_t>>> tmp(threads);
+    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
+        auto &all = tmp[tid];
+        const int64_t end = std::min(n, (task + 1) * rows_per_task);
+        for (int64_t i = task * rows_per_task; i < end; ++i) {
+            all.clear();
+            for (const auto &s : scratch) {
+                const int c = s.size[i];
+                const detail::Cand *b = s.buf.get() + i * cap;
+                for (int j = 0; j < c; ++j) all.emplace_back(b[j].score, b[j].index);
+            }
+            auto best = [](const auto &a, const auto &b) {
+                return a.first > b.first || (a.first == b.first && a.second < b.second);
+            };
+            int c = static_cast<int>(all.size());
+            if (c > k) {
+                std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), best);
+                c = k;
+                all.resize(k);
+            }
+            if (opt.sort_by_index)
+                std::sort(all.begin(), all.end(),
+                          [](const auto &a, const auto &b) { return a.second < b.second; });
+            else
+                std::sort(all.begin(), all.end(), best);
+            int32_t *oi = out_index + i * k;
+            float *os = out_score + i * k;
+            for (int j = 0; j < c; ++j) {
+                oi[j] = static_cast<int32_t>(all[j].second);
+                os[j] = all[j].first;
+            }
+            for (int j = c; j < k; ++j) {
+                oi[j] = -1;
+                os[j] = 0.0f;
+            }
+            out_count[i] = c;
         }
     });
 }

@@ -49,6 +49,8 @@ _GLOBAL = ("dot", "cosine", "asymmetric", "jaccard")
 _WEIGHTINGS = ("none", "tfidf", "bm25")
 #: rows of the similarity computed per kernel call (bounds the n x k output buffers)
 _BLOCK_ENTRIES = 1 << 24
+# threads x rows x k heap entries the symmetric kernel may hold (8 bytes each)
+_SYMMETRIC_ENTRIES = 1 << 26
 
 
 @functools.lru_cache(maxsize=1)
@@ -244,6 +246,57 @@ def _knn(
     return out
 
 
+def _symmetric(kind: str, alpha: float) -> bool:
+    """Whether sim(a, b) == sim(b, a) bitwise for the kernel's formula of ``kind``."""
+    return kind in ("dot", "cosine", "jaccard") or (kind == "asymmetric" and alpha == 0.5)
+
+
+def _knn_symmetric(
+    matrix: sp.csr_matrix,
+    k: int,
+    kind: str,
+    *,
+    alpha: float,
+    shrink: float,
+    min_support: int,
+    exclude_self: bool,
+    num_threads: int,
+) -> sp.csr_matrix:
+    """Top-``k`` self-similarity of the rows of ``matrix`` for a symmetric kind, each pair once.
+
+    Same result as ``_knn(matrix, matrix, ...)`` (bitwise): the C++ kernel computes only the
+    pairs j > i of the sparse product and offers each to both rows' heaps.
+    """
+    n, d = matrix.shape
+    xt = sp.csr_matrix(matrix.T)
+    if not xt.has_sorted_indices:
+        xt.sort_indices()
+    sq = None
+    if kind != "dot":
+        sq = np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float64).ravel()
+    idx, scores, counts = _core().sparse_knn_symmetric(
+        *_parts(matrix),
+        n,
+        d,
+        *_parts(xt),
+        sq,
+        _KINDS[kind],
+        float(alpha),
+        float(shrink),
+        int(min_support),
+        not exclude_self,
+        k,
+        True,
+        num_threads,
+    )
+    mask = idx >= 0
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    out = sp.csr_matrix((scores[mask], idx[mask], indptr), shape=(n, n))
+    out.has_sorted_indices = True
+    return out
+
+
 def sparse_similarity(
     matrix: Any,
     k: int = 100,
@@ -314,6 +367,20 @@ def sparse_similarity(
     b = _check_float(b, "b", 0.0, 1.0)
     search.resolve_threads(num_threads)
     weighted = _apply_weighting(csr, weighting, _weight_stats(csr, weighting), k1, b)
+    if _symmetric(similarity, alpha) and weighted.shape[0] > 0:
+        threads = search.resolve_threads(num_threads)
+        kk = int(min(k, weighted.shape[0]))
+        if weighted.shape[0] * kk * threads <= _SYMMETRIC_ENTRIES:
+            return _knn_symmetric(
+                weighted,
+                kk,
+                similarity,
+                alpha=alpha,
+                shrink=shrink,
+                min_support=min_support,
+                exclude_self=bool(exclude_self),
+                num_threads=threads,
+            )
     return _knn(
         weighted,
         weighted,
