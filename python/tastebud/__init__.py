@@ -27,6 +27,8 @@ _LAZY = {
     "Recommender": "tastebud.models",
     "Recommendations": "tastebud.models",
     "Popularity": "tastebud.models",
+    "ContentBased": "tastebud.models",
+    "SimilarityIndex": "tastebud.search",
     "load": "tastebud.models",
 }
 _SUBMODULES = {"data", "metrics", "models", "search", "evaluation", "kernels"}

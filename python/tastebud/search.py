@@ -30,6 +30,7 @@ __all__ = [
     "blas_single_thread",
     "normalize_rows",
     "resolve_threads",
+    "row_sq_norms",
     "topk",
 ]
 
