@@ -154,9 +154,11 @@ def test_l2_scores_are_exact_distances_sorted():
     assert_topk_close(idx, sc, ref_idx, ref_sc, similarity_reference(q, it, "l2"), tol=1e-4)
 
 
-def test_cosine_with_item_bias_and_deny():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cosine_with_item_bias_and_deny(layout):
     q = np.array([[1.0, 0.0]], np.float32)
     it = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    q, it = _layout(q, it, layout)
     idx, sc = topk(q, it, 3, metric="cosine", item_bias=np.array([0.0, 2.0, 0.0]), deny=[0])
     assert idx[0].tolist() == [1, 2, -1]
     np.testing.assert_allclose(sc[0, :2], [2.0, np.sqrt(0.5)], rtol=1e-6)
@@ -205,6 +207,31 @@ def test_normalize_rows_handles_huge_and_zero_rows():
 def test_bad_metric_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_sparse_binding_rejects_malformed_csr():
+    core = search._core()
+    ip = np.array([0, 1], np.int64)
+    ix = np.array([0], np.int32)
+    data = np.ones(1, np.float32)
+    ok = core.topk_sparse(ip, ix, data, 1, ip, ix, data, 1, None, 1, None, None, None, 1)
+    assert ok[0].tolist() == [[0]]
+    with pytest.raises(ValueError, match="out of range"):
+        core.topk_sparse(
+            ip, np.array([3], np.int32), data, 1, ip, ix, data, 1, None, 1, None, None, None, 1
+        )
+    with pytest.raises(ValueError, match="item\\^T index out of range"):
+        core.topk_sparse(
+            ip, ix, data, 1, ip, np.array([5], np.int32), data, 1, None, 1, None, None, None, 1
+        )
+    with pytest.raises(ValueError, match="indptr"):
+        core.topk_sparse(
+            np.array([0, 2], np.int64), ix, data, 1, ip, ix, data, 1, None, 1, None, None, None, 1
+        )
+    with pytest.raises(TypeError):
+        core.topk_sparse(
+            ip, ix, data.astype(np.float64), 1, ip, ix, data, 1, None, 1, None, None, None, 1
+        )
 
 
 # --------------------------------------------------------------------------- SimilarityIndex

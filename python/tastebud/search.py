@@ -295,19 +295,37 @@ def _sparse_topk(
     mask: np.ndarray | None,
     threads: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k when either side is sparse: score blocks of queries, reduce each in C++.
+    """Top-k when either side is sparse.
 
-    The item side is never densified: a block of ``rows`` queries is scored against all items
-    with one scipy product (sparse x sparse^T, sparse x dense^T or dense x sparse^T) into a
-    dense ``rows x m`` tile, which ``topk_scores`` reduces. Blocks run on ``threads`` workers
-    (scipy's sparse products and the selection kernel release the GIL).
+    Sparse items are never densified: the C++ kernel ``topk_sparse`` (cpp/dense_search.hpp)
+    walks the items' transposed CSR for each query row. Sparse queries against dense items:
+    blocks of ``rows`` queries are scored with one scipy product (sparse x dense^T) into a
+    dense ``rows x m`` tile, which ``topk_scores`` reduces; blocks run on ``threads`` workers.
     """
     n, m = q.shape[0], it.shape[0]
     core = _core()
     if sp.issparse(it):
-        it_t = sp.csr_matrix(it.T) if sp.issparse(q) else None
-    else:
-        it_t = np.ascontiguousarray(it.T)
+        # Sparse items: C++ inverted-index kernel (queries as CSR; dense queries are simply
+        # CSR rows with every feature), one m-float accumulator per thread, fused selection.
+        qc = sp.csr_matrix(q, dtype=np.float32)
+        tc = sp.csr_matrix(it.T, dtype=np.float32)
+        return core.topk_sparse(
+            qc.indptr.astype(np.int64),
+            qc.indices.astype(np.int32),
+            np.ascontiguousarray(qc.data, dtype=np.float32),
+            int(q.shape[1]),
+            tc.indptr.astype(np.int64),
+            tc.indices.astype(np.int32),
+            np.ascontiguousarray(tc.data, dtype=np.float32),
+            int(m),
+            bias,
+            int(k),
+            None if excl is None else excl.indptr.astype(np.int64),
+            None if excl is None else excl.indices.astype(np.int32),
+            mask,
+            threads,
+        )
+    it_t = np.ascontiguousarray(it.T)
     rows = int(max(1, min(n, _SPARSE_BLOCK_ELEMS // max(m, 1))))
     starts = list(range(0, n, rows))
     out_idx = np.empty((n, k), dtype=np.int64)
@@ -315,13 +333,7 @@ def _sparse_topk(
 
     def block(start: int) -> None:
         stop = min(n, start + rows)
-        qb = q[start:stop]
-        if sp.issparse(qb):
-            prod = qb @ it_t
-            tile = prod.toarray() if sp.issparse(prod) else prod
-        else:  # dense queries, sparse items: (items @ queries^T)^T
-            tile = (it @ np.ascontiguousarray(qb.T)).T
-        tile = np.ascontiguousarray(tile, dtype=np.float32)
+        tile = np.ascontiguousarray(q[start:stop] @ it_t, dtype=np.float32)
         if bias is not None:
             tile += bias
         if excl is not None:
