@@ -340,3 +340,20 @@ def test_index_concurrent_queries():
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_blas_limit_covers_scipy_blas_even_before_first_kernel_call():
+    # Regression: the threadpoolctl controller must be created after scipy's BLAS (the one the
+    # kernels call) is loaded, or the limit silently misses it (oversubscription, ~2x slower).
+    import subprocess
+    import sys
+
+    code = (
+        "from tastebud.search import blas_single_thread\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with blas_single_thread():\n"
+        "    info = [d for d in threadpool_info() if d['user_api'] == 'blas']\n"
+        "    assert info and all(d['num_threads'] == 1 for d in info), info\n"
+        "    assert any('scipy' in d['filepath'] for d in info), info\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
