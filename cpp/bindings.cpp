@@ -13,6 +13,7 @@
 #include "similarity.hpp"
 #include "topk.hpp"
 #include "hybrid.hpp"
+#include "dense_search.hpp"
 
 namespace py = pybind11;
 using namespace tastebud;
@@ -726,6 +727,66 @@ double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> 
     }
     return sse;
 }
+
+// A CSR given as (indptr int64, indices int32, data float32) with `rows` rows and `cols`
+// columns: validated in O(nnz) (non-decreasing indptr, indices in range).
+void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
+               const carray<float> &data, int64_t rows, int64_t cols, const char *name) {
+    require(indptr.ndim() == 1 && indptr.shape(0) == rows + 1,
+            std::string(name) + " indptr must have rows + 1 = " + std::to_string(rows + 1) +
+                " entries");
+    require(indices.ndim() == 1 && data.ndim() == 1 && indices.shape(0) == data.shape(0),
+            std::string(name) + " indices and data must be 1-D of equal length");
+    const int64_t *p = indptr.data();
+    const int32_t *idx = indices.data();
+    require(p[0] == 0 && p[rows] == indices.shape(0),
+            std::string(name) + " indptr does not match indices");
+    for (int64_t r = 0; r < rows; ++r) {
+        if (p[r] > p[r + 1]) require(false, std::string(name) + " indptr must be non-decreasing");
+        for (int64_t j = p[r]; j < p[r + 1]; ++j)
+            if (idx[j] < 0 || idx[j] >= cols)
+                require(false, std::string(name) + " index out of range [0, " +
+                                   std::to_string(cols) + ")");
+    }
+}
+
+py::tuple topk_sparse_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
+                         carray<float> q_data, int64_t n_features, carray<int64_t> t_indptr,
+                         carray<int32_t> t_indices, carray<float> t_data, int64_t m,
+                         py::object item_bias, int k, py::object excl_indptr,
+                         py::object excl_indices, py::object allowed, int num_threads) {
+    require(k >= 1, "k must be >= 1");
+    require(n_features >= 0 && m >= 0, "n_features and m must be >= 0");
+    require(q_indptr.ndim() == 1 && q_indptr.shape(0) >= 1, "query indptr must be 1-D");
+    const int64_t n = q_indptr.shape(0) - 1;
+    check_csr(q_indptr, q_indices, q_data, n, n_features, "query");
+    check_csr(t_indptr, t_indices, t_data, n_features, m, "item^T");
+    py::object bias_keep = item_bias;
+    const float *bias = nullptr;
+    if (!item_bias.is_none()) {
+        auto b = item_bias.cast<carray<float>>();
+        require(b.ndim() == 1 && b.shape(0) == m, "item_bias must have one entry per item");
+        bias_keep = b;
+        bias = b.data();
+    }
+    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
+    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
+    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
+    Exclusions ex = make_exclusions(ip, ix, al, n, m);
+    carray<int64_t> out_index({n, static_cast<int64_t>(k)});
+    carray<float> out_score({n, static_cast<int64_t>(k)});
+    int64_t *oi = out_index.mutable_data();
+    float *os = out_score.mutable_data();
+    const int64_t *qp = q_indptr.data(), *tp = t_indptr.data();
+    const int32_t *qi = q_indices.data(), *ti = t_indices.data();
+    const float *qd = q_data.data(), *td = t_data.data();
+    {
+        py::gil_scoped_release nogil;
+        topk_sparse(qp, qi, qd, n, tp, ti, td, m, bias, k, ex, oi, os, num_threads);
+    }
+    return py::make_tuple(out_index, out_score);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -814,6 +875,13 @@ PYBIND11_MODULE(_core, m) {
           py::arg("hp").noconvert(), py::arg("shuffle_state"), py::arg("num_threads"),
           "One SGD epoch of biased MF (optionally shuffling the triples first, in place); "
           "returns the sum of squared errors.");
+    m.def("topk_sparse", &topk_sparse_py, py::arg("q_indptr").noconvert(),
+          py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(),
+          py::arg("n_features"), py::arg("t_indptr").noconvert(),
+          py::arg("t_indices").noconvert(), py::arg("t_data").noconvert(), py::arg("m"),
+          py::arg("item_bias"), py::arg("k"), py::arg("excl_indptr"), py::arg("excl_indices"),
+          py::arg("allowed"), py::arg("num_threads"),
+          "Top-k of sparse queries (CSR) . sparse items (given as CSR of items^T).");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else

@@ -42,6 +42,8 @@ _LAZY = {
     "ExplicitALS": "tastebud.models",
     "Hybrid": "tastebud.models",
     "Blend": "tastebud.models",
+    "ContentBased": "tastebud.models",
+    "SimilarityIndex": "tastebud.search",
     "load": "tastebud.models",
 }
 _SUBMODULES = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -71,13 +72,24 @@ def _hybrid() -> Any:
 
 
 #: (name, factory) of every model the demo fits; each family adds its own line.
-DEMO_MODELS: list[tuple[str, Callable[[], Any]]] = [
+def _content_based(item_features: Any) -> Any:
+    from tastebud.models import ContentBased
+
+    # Synthetic items have genres + tags; the prior lets popularity break content ties.
+    return ContentBased(popularity_weight=1.0, item_features=item_features)
+
+
+#: (name, factory) of every model the demo fits; each family adds its own line. A factory
+#: takes no argument, or a keyword ``item_features`` (the data set's item ``Features``, data
+#: rather than a hyperparameter) when the model needs side information.
+DEMO_MODELS: list[tuple[str, Callable[..., Any]]] = [
     ("Popularity", _popularity),
     ("ALS", _als),
     ("BPR", _bpr),
     ("ItemKNN", _item_knn),
     ("EASE", _ease),
     ("RP3beta", _rp3beta),
+    ("ContentBased", _content_based),
     ("Item2Vec", _item2vec),
     ("Hybrid", _hybrid),
 ]
@@ -171,9 +183,18 @@ def _cold_start_line(args: argparse.Namespace) -> str:
     )
 
 
-def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(implicit interactions, ratings or None) for the chosen data set."""
-    from tastebud.data import datasets
+def _build(factory: Callable[..., Any], item_features: Any) -> Any:
+    """Call a DEMO_MODELS factory, passing the item features if it asks for them."""
+    if "item_features" in inspect.signature(factory).parameters:
+        if item_features is None:
+            raise SystemExit("this model needs item features, which this data set lacks.")
+        return factory(item_features=item_features)
+    return factory()
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(implicit interactions, ratings or None, item Features or None) for the data set."""
+    from tastebud.data import Features, datasets
 
     if args.data == "synthetic":
         data = datasets.synthetic(
@@ -182,11 +203,14 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
             n_interactions=args.interactions,
             random_state=args.seed,
         )
-        return data.interactions, data.ratings
+        return data.interactions, data.ratings, data.item_features
     if not args.path:
         raise SystemExit(f"--data {args.data} needs --path DIR (the unpacked MovieLens folder).")
     ml = datasets.load_movielens(args.path, variant=args.data)
-    return ml.ratings.binarize(), ml.ratings
+    features = ml.item_features
+    if ml.item_tags is not None:
+        features = Features.concat([features, ml.item_tags])
+    return ml.ratings.binarize(), ml.ratings, features
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -194,13 +218,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tastebud.evaluation import compare
 
     t0 = time.perf_counter()
-    interactions, ratings = _load_data(args)
+    interactions, ratings, item_features = _load_data(args)
     print(f"data: {args.data} {interactions} (loaded in {time.perf_counter() - t0:.2f}s)")
     train, test = split.random_holdout(interactions, test_fraction=0.2, random_state=args.seed)
     print(f"split: per-user 20% holdout, seed {args.seed}: train {train.nnz}, test {test.nnz}")
     wanted = {m.lower() for m in args.models} if args.models else None
     models = {
-        name: factory() for name, factory in DEMO_MODELS if wanted is None or name.lower() in wanted
+        name: _build(factory, item_features)
+        for name, factory in DEMO_MODELS
+        if wanted is None or name.lower() in wanted
     }
     if not models:
         raise SystemExit(f"no model matches {args.models}; known: {[n for n, _ in DEMO_MODELS]}")
@@ -267,12 +293,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tastebud.data import split
     from tastebud.evaluation import evaluate
 
-    interactions, _ = _load_data(args)
+    interactions, _, item_features = _load_data(args)
     train, test = split.random_holdout(interactions, random_state=args.seed)
     factories = dict(DEMO_MODELS)
     if args.model not in factories:
         raise SystemExit(f"unknown model {args.model!r}; known: {sorted(factories)}")
-    print(evaluate(factories[args.model](), train, test, args.k, verbose=not args.quiet))
+    print(
+        evaluate(
+            _build(factories[args.model], item_features),
+            train,
+            test,
+            args.k,
+            verbose=not args.quiet,
+        )
+    )
     return 0
 
 

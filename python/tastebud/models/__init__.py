@@ -3,6 +3,7 @@
 from tastebud.models.als import ALS
 from tastebud.models.base import Recommendations, Recommender, load
 from tastebud.models.bpr import BPR
+from tastebud.models.content import ContentBased
 from tastebud.models.ease import EASE
 from tastebud.models.hybrid import Blend, Hybrid
 from tastebud.models.item2vec import Item2Vec
@@ -17,6 +18,7 @@ __all__ = [
     "SVD",
     "Baseline",
     "Blend",
+    "ContentBased",
     "ExplicitALS",
     "Hybrid",
     "Item2Vec",
