@@ -1,7 +1,7 @@
 import pytest
 
 import tastebud
-from tastebud.cli import DEMO_MODELS, main
+from tastebud.cli import DEMO_MODELS, _build, main
 from tastebud.data import datasets
 
 SMALL = ["--users", "300", "--items", "200", "--interactions", "6000", "--quiet"]
@@ -18,8 +18,9 @@ def test_demo_prints_comparison_rating_and_ab_sections(capsys):
 
 
 def test_every_demo_model_is_constructible():
+    features = datasets.synthetic(n_users=50, n_items=40, n_interactions=800).item_features
     for name, factory in DEMO_MODELS:
-        model = factory()
+        model = _build(factory, features)
         assert isinstance(model, tastebud.Recommender), name
 
 
