@@ -70,16 +70,35 @@ Exclusions make_exclusions(const py::object &indptr_obj, const py::object &indic
     return ex;
 }
 
+const float *optional_bias(const py::object &bias, int64_t m, py::object &keep) {
+    if (bias.is_none()) return nullptr;
+    auto b = bias.cast<carray<float>>();
+    require(b.ndim() == 1 && b.shape(0) == m, "item bias must have one entry per item");
+    keep = b;
+    return b.data();
+}
+
+// Exclusion arguments of the top-k bindings (each may be None), validated; `keep` holds the
+// converted arrays alive for the duration of the call.
+Exclusions exclusions_from(const py::object &indptr, const py::object &indices,
+                           const py::object &allowed, int64_t n, int64_t m, py::list &keep) {
+    py::object ip = indptr.is_none() ? indptr : py::object(indptr.cast<carray<int64_t>>());
+    py::object ix = indices.is_none() ? indices : py::object(indices.cast<carray<int32_t>>());
+    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
+    keep.append(ip);
+    keep.append(ix);
+    keep.append(al);
+    return make_exclusions(ip, ix, al, n, m);
+}
+
 py::tuple topk_scores_py(carray<float> scores, int k, py::object excl_indptr,
                          py::object excl_indices, py::object allowed, int num_threads) {
     require(scores.ndim() == 2, "scores must be 2-D");
     const int64_t n = scores.shape(0), m = scores.shape(1);
     require(k >= 1, "k must be >= 1");
     // Keep the arrays alive for the duration of the call.
-    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
-    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
-    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
-    Exclusions ex = make_exclusions(ip, ix, al, n, m);
+    py::list keep;
+    Exclusions ex = exclusions_from(excl_indptr, excl_indices, allowed, n, m, keep);
     carray<int64_t> out_index({n, static_cast<int64_t>(k)});
     carray<float> out_score({n, static_cast<int64_t>(k)});
     const float *s = scores.data();
@@ -105,18 +124,10 @@ py::tuple topk_dot_py(carray<float> queries, carray<float> items, py::object ite
             "dimensions must fit in 32-bit BLAS integers");
     require(k >= 1, "k must be >= 1");
     const int f = static_cast<int>(queries.shape(1));
-    py::object bias_keep = item_bias;
-    const float *bias = nullptr;
-    if (!item_bias.is_none()) {
-        auto b = item_bias.cast<carray<float>>();
-        require(b.ndim() == 1 && b.shape(0) == m, "item_bias must have one entry per item");
-        bias_keep = b;
-        bias = b.data();
-    }
-    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
-    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
-    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
-    Exclusions ex = make_exclusions(ip, ix, al, n, m);
+    py::object bias_keep;
+    const float *bias = optional_bias(item_bias, m, bias_keep);
+    py::list keep;
+    Exclusions ex = exclusions_from(excl_indptr, excl_indices, allowed, n, m, keep);
     carray<int64_t> out_index({n, static_cast<int64_t>(k)});
     carray<float> out_score({n, static_cast<int64_t>(k)});
     const float *q = queries.data();
@@ -395,13 +406,6 @@ PositiveSet make_positive_set(const carray<int64_t> &indptr, const carray<int32_
     return S;
 }
 
-const float *optional_bias(const py::object &bias, int64_t m, py::object &keep) {
-    if (bias.is_none()) return nullptr;
-    auto b = bias.cast<carray<float>>();
-    require(b.ndim() == 1 && b.shape(0) == m, "item bias must have one entry per item");
-    keep = b;
-    return b.data();
-}
 
 py::tuple bpr_epoch_py(carray<int64_t> indptr, carray<int32_t> indices, carray<int32_t> row_of,
                        carray<float> U, carray<float> V, py::object bias, float lr, float reg,
@@ -728,26 +732,10 @@ double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> 
     return sse;
 }
 
-// A CSR given as (indptr int64, indices int32, data float32) with `rows` rows and `cols`
-// columns: validated in O(nnz) (non-decreasing indptr, indices in range).
+// A CSR with `rows` rows and `cols` columns, indices unsorted allowed (see the kNN check_csr).
 void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
                const carray<float> &data, int64_t rows, int64_t cols, const char *name) {
-    require(indptr.ndim() == 1 && indptr.shape(0) == rows + 1,
-            std::string(name) + " indptr must have rows + 1 = " + std::to_string(rows + 1) +
-                " entries");
-    require(indices.ndim() == 1 && data.ndim() == 1 && indices.shape(0) == data.shape(0),
-            std::string(name) + " indices and data must be 1-D of equal length");
-    const int64_t *p = indptr.data();
-    const int32_t *idx = indices.data();
-    require(p[0] == 0 && p[rows] == indices.shape(0),
-            std::string(name) + " indptr does not match indices");
-    for (int64_t r = 0; r < rows; ++r) {
-        if (p[r] > p[r + 1]) require(false, std::string(name) + " indptr must be non-decreasing");
-        for (int64_t j = p[r]; j < p[r + 1]; ++j)
-            if (idx[j] < 0 || idx[j] >= cols)
-                require(false, std::string(name) + " index out of range [0, " +
-                                   std::to_string(cols) + ")");
-    }
+    check_csr(indptr, indices, data, rows, cols, name, false);
 }
 
 py::tuple topk_sparse_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
@@ -761,18 +749,10 @@ py::tuple topk_sparse_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
     const int64_t n = q_indptr.shape(0) - 1;
     check_csr(q_indptr, q_indices, q_data, n, n_features, "query");
     check_csr(t_indptr, t_indices, t_data, n_features, m, "item^T");
-    py::object bias_keep = item_bias;
-    const float *bias = nullptr;
-    if (!item_bias.is_none()) {
-        auto b = item_bias.cast<carray<float>>();
-        require(b.ndim() == 1 && b.shape(0) == m, "item_bias must have one entry per item");
-        bias_keep = b;
-        bias = b.data();
-    }
-    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
-    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
-    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
-    Exclusions ex = make_exclusions(ip, ix, al, n, m);
+    py::object bias_keep;
+    const float *bias = optional_bias(item_bias, m, bias_keep);
+    py::list keep;
+    Exclusions ex = exclusions_from(excl_indptr, excl_indices, allowed, n, m, keep);
     carray<int64_t> out_index({n, static_cast<int64_t>(k)});
     carray<float> out_score({n, static_cast<int64_t>(k)});
     int64_t *oi = out_index.mutable_data();
