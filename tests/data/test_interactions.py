@@ -295,3 +295,44 @@ def test_select_users(small):
         small.select_users([1000])
     with pytest.raises(ValueError, match="distinct"):
         small.select_users([1, 1])
+
+
+def test_parquet_round_trip_keeps_ids_weights_and_timestamps(tmp_path):
+    inter = Interactions.from_arrays(
+        np.array(["u2", "u1", "u2", "u3"]),
+        np.array([10, 30, 20, 10]),
+        np.array([1.0, 2.5, 3.0, 0.5]),
+        np.array([5, 1, 7, 3]),
+    )
+    path = tmp_path / "events.parquet"
+    inter.to_parquet(path)
+    back = Interactions.from_parquet(path, weight="weight", timestamp="timestamp")
+    assert back.users == inter.users
+    assert back.items == inter.items
+    assert (back.matrix != inter.matrix).nnz == 0
+    np.testing.assert_array_equal(back.timestamps, inter.timestamps)
+
+
+def test_parquet_reads_only_named_columns_and_a_directory(tmp_path):
+    frame = pd.DataFrame(
+        {"uid": [1, 1, 2], "iid": [7, 8, 7], "noise": ["a", "b", "c"], "w": [1.0, 2.0, 3.0]}
+    )
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    frame.iloc[:2].to_parquet(folder / "part-0.parquet", index=False)
+    frame.iloc[2:].to_parquet(folder / "part-1.parquet", index=False)
+    inter = Interactions.from_parquet(folder, user="uid", item="iid", weight="w")
+    assert inter.shape == (2, 2)
+    assert inter.matrix.sum() == pytest.approx(6.0)
+
+
+def test_parquet_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Parquet"):
+        Interactions.from_parquet(tmp_path / "missing.parquet")
+    path = tmp_path / "x.parquet"
+    pd.DataFrame({"user": [1], "thing": [2]}).to_parquet(path, index=False)
+    with pytest.raises(ValueError, match=r"\['item'\].*columns are"):
+        Interactions.from_parquet(path)
+    pd.DataFrame({"user": [1, None], "item": [2, 3]}).to_parquet(path, index=False)
+    with pytest.raises(ValueError, match="user"):
+        Interactions.from_parquet(path)

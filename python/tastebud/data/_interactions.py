@@ -349,6 +349,66 @@ class Interactions:
         )
 
     @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike[str],
+        user: str = "user",
+        item: str = "item",
+        weight: str | None = None,
+        timestamp: str | None = None,
+        **kwargs: Any,
+    ) -> Interactions:
+        """Read interactions from a Parquet file or dataset directory.
+
+        Only the named columns are read (Parquet is columnar, so wide files stay cheap).
+        The columns then go through :meth:`from_frame`, with the same checks.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A ``.parquet`` file, or a directory of them (as written by
+            :meth:`to_parquet`, Dask or Spark).
+        user, item : str
+            Columns holding the raw user and item ids.
+        weight, timestamp : str, optional
+            Columns holding weights and timestamps.
+        **kwargs
+            Passed to :meth:`from_arrays`.
+
+        Returns
+        -------
+        Interactions
+
+        Raises
+        ------
+        ImportError
+            pandas or pyarrow is not installed (``pip install tastebud[pandas]``).
+        FileNotFoundError
+            ``path`` does not exist.
+        ValueError
+            A named column is missing; see :meth:`from_frame`.
+        """
+        pd = _import_pandas()
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no Parquet file or directory at {path!r}.")
+        columns = [c for c in (user, item, weight, timestamp) if c is not None]
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:  # pragma: no cover - exercised only without pyarrow
+            raise ImportError(
+                "reading Parquet needs pyarrow; install it with `pip install tastebud[pandas]`."
+            ) from exc
+        names = pq.ParquetDataset(path).schema.names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise ValueError(f"columns {missing} are not in {path!r}; its columns are {names}.")
+        df = pd.read_parquet(path, columns=columns, engine="pyarrow")
+        return cls.from_frame(
+            df, user=user, item=item, weight=weight, timestamp=timestamp, **kwargs
+        )
+
+    @classmethod
     def from_csv(
         cls,
         path: str | os.PathLike[str],
@@ -550,6 +610,14 @@ class Interactions:
         """
         pd = _import_pandas()
         return pd.DataFrame(self.to_arrays())
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the interactions as one Parquet file (columns of :meth:`to_arrays`).
+
+        :meth:`from_parquet` reads it back; raw ids keep their type. Users and items
+        without any interaction are not stored (the file holds events, not vocabularies).
+        """
+        self.to_frame().to_parquet(os.fspath(path), engine="pyarrow", index=False)
 
     # ------------------------------------------------------------------ derived
     def _take(self, mask: np.ndarray) -> Interactions:
