@@ -352,3 +352,174 @@ inline void als_loss(const AlsProblem &P, const float *X, double *out, int num_t
 }
 
 }  // namespace tastebud
+
+
+// ===========================================================================================
+// Explicit-rating ALS-WR (Zhou, Wilkinson, Schreiber & Pan 2008), used by ExplicitALS
+// ===========================================================================================
+//
+// This section is separate from the implicit-feedback solver above (owned by the rating
+// family; it uses none of the helpers above, so either side can change independently).
+//
+// One half-iteration solves, for every row u of a CSR of ratings (users x items, or the
+// item-major copy), the ridge regression over the row's observed entries only
+//
+//     x_u = argmin_x  sum_{j in row u} (t_uj - x . y_j)^2 + reg * n_u * |x|^2,
+//
+// n_u the row's number of ratings (the "weighted-lambda" regularisation). Unbiased model:
+// y_j = Y_j and t_uj = r_uj. Biased model (r_ui ~ mu + b_u + b_i + p_u . q_i): x = [p_u, b_u],
+// y_j = [Y_j, 1] and t_uj = r_uj - mu - b_j with b_j the fixed side's bias (reg * n_u then
+// also shrinks b_u). The w x w normal equations (w = f or f + 1) are accumulated in double
+// precision four ratings at a time (one pass over the matrix per four rank-1 updates) and
+// solved by an in-place Cholesky factorisation; rows without ratings get x = 0 (and b = 0).
+// Each row is solved by one thread alone, so results do not depend on the thread count.
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(TASTEBUD_NO_TARGET_CLONES)
+#define TASTEBUD_ALSWR_CLONES \
+    __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TASTEBUD_ALSWR_CLONES
+#endif
+
+namespace tastebud {
+namespace alswr {
+
+struct Problem {
+    const int64_t *indptr;   // n_rows + 1
+    const int32_t *indices;  // column (fixed-side row) of each rating
+    const float *ratings;    // r of each rating
+    int64_t n_rows;
+    const float *Y;           // n_cols x f, the fixed side's factors
+    const float *other_bias;  // n_cols, the fixed side's biases (biased model), else null
+    int f;
+    float mu;  // global mean subtracted from the targets (biased model), else 0
+    float reg;
+    bool biased;
+};
+
+// In-place Cholesky A = L L^T of a w x w row-major matrix (lower triangle used); a
+// non-positive pivot (impossible for reg > 0) is clamped so the solve stays finite.
+inline void cholesky(double *A, int w) {
+    for (int j = 0; j < w; ++j) {
+        double *Aj = A + int64_t(j) * w;
+        double d = Aj[j];
+        for (int k = 0; k < j; ++k) d -= Aj[k] * Aj[k];
+        d = d > 1e-300 ? std::sqrt(d) : 1e-150;
+        Aj[j] = d;
+        const double inv = 1.0 / d;
+        for (int i = j + 1; i < w; ++i) {
+            double *Ai = A + int64_t(i) * w;
+            double s = Ai[j];
+            for (int k = 0; k < j; ++k) s -= Ai[k] * Aj[k];
+            Ai[j] = s * inv;
+        }
+    }
+}
+
+// Solves L L^T z = b in place (L from cholesky).
+inline void cholesky_solve(const double *L, double *z, int w) {
+    for (int i = 0; i < w; ++i) {
+        double s = z[i];
+        const double *Li = L + int64_t(i) * w;
+        for (int k = 0; k < i; ++k) s -= Li[k] * z[k];
+        z[i] = s / Li[i];
+    }
+    for (int i = w - 1; i >= 0; --i) {
+        double s = z[i];
+        for (int k = i + 1; k < w; ++k) s -= L[int64_t(k) * w + i] * z[k];
+        z[i] = s / L[int64_t(i) * w + i];
+    }
+}
+
+// Scratch of one thread: A (w x w), b (w) and four feature rows (4 x w), all double.
+struct Scratch {
+    std::vector<double> A, b, y;
+    explicit Scratch(int w) : A(size_t(w) * w), b(w), y(size_t(4) * w) {}
+};
+
+// Loads the feature row of column j into y (double): [Y_j, 1] or Y_j; returns its target.
+inline double load_row(const Problem &P, int64_t p, double *y) {
+    const int64_t j = P.indices[p];
+    const float *src = P.Y + j * P.f;
+    for (int k = 0; k < P.f; ++k) y[k] = src[k];
+    double t = P.ratings[p];
+    if (P.biased) {
+        y[P.f] = 1.0;
+        t -= double(P.mu) + double(P.other_bias[j]);
+    }
+    return t;
+}
+
+TASTEBUD_ALSWR_CLONES
+static void solve_rows(const Problem &P, int64_t begin, int64_t end, float *X, float *own_bias,
+                       Scratch &S) {
+    const int w = P.f + (P.biased ? 1 : 0);
+    double *A = S.A.data(), *b = S.b.data();
+    double *y0 = S.y.data(), *y1 = y0 + w, *y2 = y1 + w, *y3 = y2 + w;
+    for (int64_t u = begin; u < end; ++u) {
+        const int64_t lo = P.indptr[u], hi = P.indptr[u + 1];
+        float *x = X + u * P.f;
+        if (hi == lo) {
+            std::fill(x, x + P.f, 0.0f);
+            if (P.biased) own_bias[u] = 0.0f;
+            continue;
+        }
+        std::fill(A, A + int64_t(w) * w, 0.0);
+        std::fill(b, b + w, 0.0);
+        int64_t p = lo;
+        for (; p + 4 <= hi; p += 4) {
+            const double t0 = load_row(P, p, y0), t1 = load_row(P, p + 1, y1);
+            const double t2 = load_row(P, p + 2, y2), t3 = load_row(P, p + 3, y3);
+            for (int k = 0; k < w; ++k) b[k] += (t0 * y0[k] + t1 * y1[k]) + (t2 * y2[k] + t3 * y3[k]);
+            for (int r = 0; r < w; ++r) {
+                double *Ar = A + int64_t(r) * w;
+                const double c0 = y0[r], c1 = y1[r], c2 = y2[r], c3 = y3[r];
+                for (int k = 0; k <= r; ++k)
+                    Ar[k] += (c0 * y0[k] + c1 * y1[k]) + (c2 * y2[k] + c3 * y3[k]);
+            }
+        }
+        for (; p < hi; ++p) {
+            const double t0 = load_row(P, p, y0);
+            for (int k = 0; k < w; ++k) b[k] += t0 * y0[k];
+            for (int r = 0; r < w; ++r) {
+                double *Ar = A + int64_t(r) * w;
+                const double c0 = y0[r];
+                for (int k = 0; k <= r; ++k) Ar[k] += c0 * y0[k];
+            }
+        }
+        const double lam = double(P.reg) * double(hi - lo);
+        for (int k = 0; k < w; ++k) A[int64_t(k) * w + k] += lam;
+        cholesky(A, w);
+        cholesky_solve(A, b, w);
+        for (int k = 0; k < P.f; ++k) x[k] = static_cast<float>(b[k]);
+        if (P.biased) own_bias[u] = static_cast<float>(b[P.f]);
+    }
+}
+
+// One half-iteration: writes every row of X (n_rows x f) and, biased, own_bias (n_rows).
+inline void solve(const Problem &P, float *X, float *own_bias, int num_threads) {
+    const int w = P.f + (P.biased ? 1 : 0);
+    const int64_t block = 16;
+    const int64_t n_blocks = (P.n_rows + block - 1) / block;
+    const int threads = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_blocks)));
+    std::vector<Scratch> scratch;
+    scratch.reserve(threads);
+    for (int t = 0; t < threads; ++t) scratch.emplace_back(w);
+    // Blocks are handed out dynamically; each thread uses its own scratch.
+    std::vector<int64_t> next(1, 0);
+    parallel_for(threads, threads, [&](int64_t t) {
+        for (;;) {
+            int64_t blk;
+#pragma omp atomic capture
+            blk = next[0]++;
+            if (blk >= n_blocks) break;
+            const int64_t begin = blk * block, end = std::min(P.n_rows, begin + block);
+            solve_rows(P, begin, end, X, own_bias, scratch[t]);
+        }
+    });
+}
+
+}  // namespace alswr
+}  // namespace tastebud

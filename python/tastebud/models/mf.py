@@ -634,18 +634,22 @@ class SVD(_RatingModel):
         else:
             hp = _hp([0.0, 0.0, 0.0, rates["lr_pu"], rates["lr_qi"],
                       0.0, 0.0, rates["reg_pu"], rates["reg_qi"]])  # fmt: skip
-        triples = data.triples()
         state = _state(rng)
         self.training_loss_: list[float] = []
-        core = search._core() if self._kernel == "cpp" else None
-        for _ in range(epochs):
-            if core is not None:
-                # The C++ epoch (cpp/sgd.hpp) shuffles the triples in place exactly as
-                # sgd.shuffle_ratings does (same SplitMix64 stream), then runs the updates of
-                # sgd.svd_epoch_serial(..., exact=False); threads > 1 run Hogwild chunks.
-                order = state if self.shuffle else None
-                sse = core.svd_epoch(*triples, bu, bi, P, Q, hp, order, threads)
-            else:
+        if self._kernel == "cpp":
+            # All epochs in one C++ call (cpp/sgd.hpp svd_fit): before each epoch a private
+            # packed copy of the triples is shuffled with the draws of sgd.shuffle_ratings
+            # (same SplitMix64 stream, same permutation), then the updates of
+            # sgd.svd_epoch_serial(..., exact=False) run on padded, aligned factor rows;
+            # threads > 1 run Hogwild chunks.
+            order = state if self.shuffle else None
+            sse = search._core().svd_fit(
+                data.users, data.items, data.ratings, bu, bi, P, Q, hp, epochs, order, threads
+            )
+            self.training_loss_ = [float(s) / data.ratings.size for s in sse]
+        else:
+            triples = data.triples()
+            for _ in range(epochs):
                 if self.shuffle:
                     sgd.shuffle_ratings(*triples, state)
                 if threads == 1:
@@ -653,7 +657,7 @@ class SVD(_RatingModel):
                 else:
                     with _Threads(threads) as n:
                         sse = sgd.svd_epoch_parallel(*triples, n, bu, bi, P, Q, hp, False)
-            self.training_loss_.append(float(sse) / data.ratings.size)
+                self.training_loss_.append(float(sse) / data.ratings.size)
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
         self._finish(data)
@@ -823,8 +827,11 @@ class ExplicitALS(_RatingModel):
     ``y_i = [q_i, 1]`` with targets ``r_ui - mu - b_i`` (and symmetrically for items), a
     common extension of the original unbiased ``r_ui ~ p_u . q_i``.
 
-    The per-row solve is a Numba kernel here; the C++ Cholesky solver of the implicit ALS
-    family could later serve it as well.
+    Each half-iteration is one C++ call (``explicit_als_solve``, ``cpp/als.hpp``): the
+    normal equations of every row are accumulated over its observed ratings in double
+    precision and solved by Cholesky, rows spread over ``num_threads`` threads with the GIL
+    released. The implicit-ALS solver of the same header is not reused: it solves a
+    different system (confidence-weighted, over all items, with a shared Gram matrix).
 
     Parameters
     ----------
@@ -880,42 +887,25 @@ class ExplicitALS(_RatingModel):
         Q = rng.normal(0.0, init_std, (data.n_items, factors)).astype(np.float32)
         bu = np.zeros(data.n_users, np.float32)
         bi = np.zeros(data.n_items, np.float32)
-        # Item-major copy of the ratings: position map from CSR order to CSC order.
+        # Item-major copy of the ratings (CSC order), built once.
         by_item = np.argsort(data.items, kind="stable")
         item_indptr = np.concatenate([[0], np.cumsum(data.item_counts)]).astype(np.int64)
-        item_users = data.users[by_item]
-        r = data.ratings.astype(np.float64)
-        mu = data.mean if self.biased else 0.0
-        width = factors + 1 if self.biased else factors
-
-        def solve(indptr, cols, targets, fixed, n_rows):
-            feats = fixed if not self.biased else np.hstack([fixed, np.ones((fixed.shape[0], 1))])
-            out = np.empty((n_rows, width), dtype=np.float32)
-            args = (
-                indptr,
-                cols,
-                targets.astype(np.float32),
-                np.ascontiguousarray(feats, dtype=np.float32),
-                reg,
-            )
-            if threads == 1:
-                sgd.als_solve_serial(*args, 1, out)
-            else:
-                with _Threads(threads) as n:
-                    sgd.als_solve_parallel(*args, 4 * n, out)
-            return out
-
+        item_users = np.ascontiguousarray(data.users[by_item])
+        item_ratings = np.ascontiguousarray(data.ratings[by_item])
+        mu = np.float32(data.mean if self.biased else 0.0)
+        core = search._core()
         for _ in range(iterations):
-            t = r - mu - (bi[data.items] if self.biased else 0.0)
-            X = solve(data.indptr, data.items, t, Q, data.n_users)
-            P = np.ascontiguousarray(X[:, :factors])
-            if self.biased:
-                bu = X[:, factors].copy()
-            t = r[by_item] - mu - (bu[item_users] if self.biased else 0.0)
-            X = solve(item_indptr, item_users, t, P, data.n_items)
-            Q = np.ascontiguousarray(X[:, :factors])
-            if self.biased:
-                bi = X[:, factors].copy()
+            # cpp/als.hpp (alswr::solve): every row's normal equations over its observed
+            # ratings, (Y_u^T Y_u + reg n_u I) x_u = Y_u^T (r_u - mu - b), by Cholesky in
+            # double precision, rows spread over threads with the GIL released.
+            core.explicit_als_solve(
+                data.indptr, data.items, data.ratings, Q, bi if self.biased else None,
+                mu, reg, P, bu if self.biased else None, threads,
+            )  # fmt: skip
+            core.explicit_als_solve(
+                item_indptr, item_users, item_ratings, P, bu if self.biased else None,
+                mu, reg, Q, bi if self.biased else None, threads,
+            )  # fmt: skip
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
         self._finish(data)
