@@ -371,7 +371,9 @@ inline void als_loss(const AlsProblem &P, const float *X, double *out, int num_t
 // y_j = [Y_j, 1] and t_uj = r_uj - mu - b_j with b_j the fixed side's bias (reg * n_u then
 // also shrinks b_u). The w x w normal equations (w = f or f + 1) are accumulated in double
 // precision four ratings at a time (one pass over the matrix per four rank-1 updates) and
-// solved by an in-place Cholesky factorisation; rows without ratings get x = 0 (and b = 0).
+// solved by an in-place Cholesky factorisation; a row with fewer ratings n than unknowns w
+// (most items of a long-tailed catalogue) solves the equivalent n x n dual system instead.
+// Rows without ratings get x = 0 (and b = 0).
 // Each row is solved by one thread alone, so results do not depend on the thread count.
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
@@ -398,48 +400,51 @@ struct Problem {
     bool biased;
 };
 
-// In-place Cholesky A = L L^T of a w x w row-major matrix (lower triangle used); a
-// non-positive pivot (impossible for reg > 0) is clamped so the solve stays finite.
-inline void cholesky(double *A, int w) {
+// In-place Cholesky A = U^T U of a w x w row-major matrix, upper triangle used (right-
+// looking: every inner loop is a contiguous axpy, which GCC vectorises without -ffast-math,
+// where the textbook inner products would be scalar reduction chains). A non-positive pivot
+// (impossible for reg > 0) is clamped so the solve stays finite.
+inline void cholesky_upper(double *__restrict A, int w) {
     for (int j = 0; j < w; ++j) {
-        double *Aj = A + int64_t(j) * w;
-        double d = Aj[j];
-        for (int k = 0; k < j; ++k) d -= Aj[k] * Aj[k];
-        d = d > 1e-300 ? std::sqrt(d) : 1e-150;
-        Aj[j] = d;
+        double *__restrict Aj = A + int64_t(j) * w;
+        const double d = Aj[j] > 1e-300 ? std::sqrt(Aj[j]) : 1e-150;
         const double inv = 1.0 / d;
+        Aj[j] = d;
+        for (int k = j + 1; k < w; ++k) Aj[k] *= inv;
         for (int i = j + 1; i < w; ++i) {
-            double *Ai = A + int64_t(i) * w;
-            double s = Ai[j];
-            for (int k = 0; k < j; ++k) s -= Ai[k] * Aj[k];
-            Ai[j] = s * inv;
+            double *__restrict Ai = A + int64_t(i) * w;
+            const double c = Aj[i];
+            for (int k = i; k < w; ++k) Ai[k] -= c * Aj[k];
         }
     }
 }
 
-// Solves L L^T z = b in place (L from cholesky).
-inline void cholesky_solve(const double *L, double *z, int w) {
-    for (int i = 0; i < w; ++i) {
-        double s = z[i];
-        const double *Li = L + int64_t(i) * w;
-        for (int k = 0; k < i; ++k) s -= Li[k] * z[k];
-        z[i] = s / Li[i];
+// Solves U^T U z = b in place (U from cholesky_upper).
+inline void cholesky_upper_solve(const double *__restrict U, double *__restrict z, int w) {
+    for (int i = 0; i < w; ++i) {  // U^T y = b, column-oriented: row i of U is contiguous
+        const double *__restrict Ui = U + int64_t(i) * w;
+        z[i] /= Ui[i];
+        const double zi = z[i];
+        for (int k = i + 1; k < w; ++k) z[k] -= Ui[k] * zi;
     }
-    for (int i = w - 1; i >= 0; --i) {
+    for (int i = w - 1; i >= 0; --i) {  // U x = y
+        const double *__restrict Ui = U + int64_t(i) * w;
         double s = z[i];
-        for (int k = i + 1; k < w; ++k) s -= L[int64_t(k) * w + i] * z[k];
-        z[i] = s / L[int64_t(i) * w + i];
+        for (int k = i + 1; k < w; ++k) s -= Ui[k] * z[k];
+        z[i] = s / Ui[i];
     }
 }
 
-// Scratch of one thread: A (w x w), b (w) and four feature rows (4 x w), all double.
+// Scratch of one thread (double): A (w x w), b (w), four feature rows (4 x w) and, for the
+// dual solve, the transposed feature block (w x w) and the targets (w).
 struct Scratch {
-    std::vector<double> A, b, y;
-    explicit Scratch(int w) : A(size_t(w) * w), b(w), y(size_t(4) * w) {}
+    std::vector<double> A, b, y, YT, t;
+    explicit Scratch(int w)
+        : A(size_t(w) * w), b(w), y(size_t(4) * w), YT(size_t(w) * w), t(w) {}
 };
 
 // Loads the feature row of column j into y (double): [Y_j, 1] or Y_j; returns its target.
-inline double load_row(const Problem &P, int64_t p, double *y) {
+inline double load_row(const Problem &P, int64_t p, double *__restrict y) {
     const int64_t j = P.indices[p];
     const float *src = P.Y + j * P.f;
     for (int k = 0; k < P.f; ++k) y[k] = src[k];
@@ -455,8 +460,12 @@ TASTEBUD_ALSWR_CLONES
 static void solve_rows(const Problem &P, int64_t begin, int64_t end, float *X, float *own_bias,
                        Scratch &S) {
     const int w = P.f + (P.biased ? 1 : 0);
-    double *A = S.A.data(), *b = S.b.data();
-    double *y0 = S.y.data(), *y1 = y0 + w, *y2 = y1 + w, *y3 = y2 + w;
+    double *__restrict A = S.A.data();
+    double *__restrict b = S.b.data();
+    double *__restrict y0 = S.y.data();
+    double *__restrict y1 = y0 + w;
+    double *__restrict y2 = y1 + w;
+    double *__restrict y3 = y2 + w;
     for (int64_t u = begin; u < end; ++u) {
         const int64_t lo = P.indptr[u], hi = P.indptr[u + 1];
         float *x = X + u * P.f;
@@ -465,17 +474,53 @@ static void solve_rows(const Problem &P, int64_t begin, int64_t end, float *X, f
             if (P.biased) own_bias[u] = 0.0f;
             continue;
         }
+        const int64_t n = hi - lo;
+        const double lam = double(P.reg) * double(n);
+        if (n < w) {
+            // Fewer ratings than unknowns: the dual form of the same ridge solution,
+            // x = Y_u^T (Y_u Y_u^T + lam I)^-1 t_u (push-through identity, exact for
+            // lam > 0), an n x n system instead of w x w.
+            const int m = static_cast<int>(n);
+            double *__restrict YT = S.YT.data();  // w x m: column j = features of rating j
+            double *__restrict t = S.t.data();
+            for (int j = 0; j < m; ++j) {
+                t[j] = load_row(P, lo + j, y0);
+                for (int k = 0; k < w; ++k) YT[int64_t(k) * m + j] = y0[k];
+            }
+            std::fill(A, A + int64_t(m) * m, 0.0);
+            for (int k = 0; k < w; ++k) {
+                const double *__restrict col = YT + int64_t(k) * m;
+                for (int r = 0; r < m; ++r) {
+                    double *__restrict Ar = A + int64_t(r) * m;
+                    const double c = col[r];
+                    for (int q = r; q < m; ++q) Ar[q] += c * col[q];
+                }
+            }
+            for (int r = 0; r < m; ++r) A[int64_t(r) * m + r] += lam;
+            cholesky_upper(A, m);
+            cholesky_upper_solve(A, t, m);
+            for (int k = 0; k < w; ++k) {
+                const double *__restrict col = YT + int64_t(k) * m;
+                double acc = 0.0;
+                for (int j = 0; j < m; ++j) acc += col[j] * t[j];
+                b[k] = acc;
+            }
+            for (int k = 0; k < P.f; ++k) x[k] = static_cast<float>(b[k]);
+            if (P.biased) own_bias[u] = static_cast<float>(b[P.f]);
+            continue;
+        }
         std::fill(A, A + int64_t(w) * w, 0.0);
         std::fill(b, b + w, 0.0);
+        // Upper triangle of sum_j y_j y_j^T, four ratings per pass over the matrix.
         int64_t p = lo;
         for (; p + 4 <= hi; p += 4) {
             const double t0 = load_row(P, p, y0), t1 = load_row(P, p + 1, y1);
             const double t2 = load_row(P, p + 2, y2), t3 = load_row(P, p + 3, y3);
             for (int k = 0; k < w; ++k) b[k] += (t0 * y0[k] + t1 * y1[k]) + (t2 * y2[k] + t3 * y3[k]);
             for (int r = 0; r < w; ++r) {
-                double *Ar = A + int64_t(r) * w;
+                double *__restrict Ar = A + int64_t(r) * w;
                 const double c0 = y0[r], c1 = y1[r], c2 = y2[r], c3 = y3[r];
-                for (int k = 0; k <= r; ++k)
+                for (int k = r; k < w; ++k)
                     Ar[k] += (c0 * y0[k] + c1 * y1[k]) + (c2 * y2[k] + c3 * y3[k]);
             }
         }
@@ -483,15 +528,14 @@ static void solve_rows(const Problem &P, int64_t begin, int64_t end, float *X, f
             const double t0 = load_row(P, p, y0);
             for (int k = 0; k < w; ++k) b[k] += t0 * y0[k];
             for (int r = 0; r < w; ++r) {
-                double *Ar = A + int64_t(r) * w;
+                double *__restrict Ar = A + int64_t(r) * w;
                 const double c0 = y0[r];
-                for (int k = 0; k <= r; ++k) Ar[k] += c0 * y0[k];
+                for (int k = r; k < w; ++k) Ar[k] += c0 * y0[k];
             }
         }
-        const double lam = double(P.reg) * double(hi - lo);
         for (int k = 0; k < w; ++k) A[int64_t(k) * w + k] += lam;
-        cholesky(A, w);
-        cholesky_solve(A, b, w);
+        cholesky_upper(A, w);
+        cholesky_upper_solve(A, b, w);
         for (int k = 0; k < P.f; ++k) x[k] = static_cast<float>(b[k]);
         if (P.biased) own_bias[u] = static_cast<float>(b[P.f]);
     }

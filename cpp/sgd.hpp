@@ -523,10 +523,39 @@ inline void svd_shuffle_records(SvdRecord *rec, int64_t n, uint64_t &state) {
     state = sm.state;
 }
 
+// Splits [0, n) into `parts` contiguous ranges holding about equal numbers of ratings
+// (counts[k] ratings on index k); returns the stratum of every index. Range ends are rounded
+// to multiples of 16 indices so that no two strata share a cache line of the bias arrays.
+inline std::vector<int32_t> svd_strata(const std::vector<int64_t> &counts, int parts) {
+    const int64_t n = static_cast<int64_t>(counts.size());
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    std::vector<int32_t> of(counts.size(), 0);
+    int64_t seen = 0;
+    int part = 0;
+    for (int64_t k = 0; k < n; ++k) {
+        if (k % 16 == 0)
+            part = static_cast<int>(std::min<int64_t>(parts - 1, (seen * parts) / std::max<int64_t>(total, 1)));
+        of[k] = part;
+        seen += counts[k];
+    }
+    return of;
+}
+
 // `epochs` SGD epochs over the triples (read only; indices validated by the caller).
 // P (n_users x f), Q (n_items x f), bu, bi are read as the start and written at the end.
-// shuffle_state: SplitMix64 state advanced by every epoch's shuffle, or null for array order.
+// shuffle_state: SplitMix64 state advanced by the shuffles, or null for array order.
 // sse_out[e]: the sum of squared errors seen during epoch e.
+//
+// num_threads == 1: the sequential algorithm (each epoch one uniform shuffle, svd_shuffle's
+// permutation). T = num_threads > 1: stratified SGD (DSGD, Gemulla, Nijkamp, Haas & Sismanis
+// 2011) instead of Hogwild: users and items are cut into T contiguous strata of about equal
+// rating counts, giving T x T blocks; an epoch is T phases, and in phase s thread t runs the
+// block (t, (t + s) mod T), its ratings shuffled with a stream drawn from (state, epoch,
+// block). Blocks of one phase share no user and no item, so the threads never write the
+// same parameters (no races, no cache lines bouncing between cores, which made Hogwild on
+// ml-100k slower than one thread) and the result does not depend on timing: deterministic
+// for a given thread count, though not equal to the one-thread result.
 inline void svd_fit(const int32_t *users, const int32_t *items, const float *ratings, int64_t nnz,
                     float *bu, float *bi, float *P, float *Q, int64_t n_users, int64_t n_items,
                     int f, const SvdRates &h, int epochs, uint64_t *shuffle_state,
@@ -537,25 +566,71 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
     for (int64_t u = 0; u < n_users; ++u) std::copy(P + u * f, P + (u + 1) * f, Pp.data + u * stride);
     for (int64_t i = 0; i < n_items; ++i) std::copy(Q + i * f, Q + (i + 1) * f, Qp.data + i * stride);
     std::vector<SvdRecord> rec(static_cast<size_t>(nnz));
-    for (int64_t t = 0; t < nnz; ++t) rec[t] = SvdRecord{users[t], items[t], ratings[t], 0};
-    int threads = resolve_threads(num_threads);
-    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, nnz / 1024)));
-    std::vector<double> sse(threads, 0.0);
-    for (int e = 0; e < epochs; ++e) {
-        if (shuffle_state) svd_shuffle_records(rec.data(), nnz, *shuffle_state);
-        if (threads == 1) {
-            sse[0] = sgd_detail::svd_worker_padded(rec.data(), 0, nnz, bu, bi, Pp.data, Qp.data,
-                                                   v, h);
-        } else {
-            parallel_for(threads, threads, [&](int64_t c) {
-                const int64_t lo = c * nnz / threads, hi = (c + 1) * nnz / threads;
-                sse[c] = sgd_detail::svd_worker_padded(rec.data(), lo, hi, bu, bi, Pp.data,
+    int T = resolve_threads(num_threads);
+    T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, nnz / 4096)));
+#ifndef _OPENMP
+    T = 1;
+#endif
+    if (T == 1) {
+        for (int64_t t = 0; t < nnz; ++t) rec[t] = SvdRecord{users[t], items[t], ratings[t], 0};
+        for (int e = 0; e < epochs; ++e) {
+            if (shuffle_state) svd_shuffle_records(rec.data(), nnz, *shuffle_state);
+            sse_out[e] = sgd_detail::svd_worker_padded(rec.data(), 0, nnz, bu, bi, Pp.data,
                                                        Qp.data, v, h);
-            });
         }
-        double total = 0.0;
-        for (double s : sse) total += s;
-        sse_out[e] = total;
+    } else {
+        std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
+        for (int64_t t = 0; t < nnz; ++t) {
+            ++ucount[users[t]];
+            ++icount[items[t]];
+        }
+        const std::vector<int32_t> us = svd_strata(ucount, T), is = svd_strata(icount, T);
+        // Counting sort of the records into blocks (a, b) = (user stratum, item stratum),
+        // stable: within a block the ratings keep their array order.
+        std::vector<int64_t> start(size_t(T) * T + 1, 0);
+        for (int64_t t = 0; t < nnz; ++t) ++start[size_t(us[users[t]]) * T + is[items[t]] + 1];
+        for (size_t b = 0; b + 1 < start.size(); ++b) start[b + 1] += start[b];
+        std::vector<int64_t> fill(start.begin(), start.end() - 1);
+        for (int64_t t = 0; t < nnz; ++t)
+            rec[fill[size_t(us[users[t]]) * T + is[items[t]]]++] =
+                SvdRecord{users[t], items[t], ratings[t], 0};
+        std::vector<double> sse(size_t(T) * T, 0.0);
+        std::vector<uint64_t> epoch_seed(epochs, 0);
+        if (shuffle_state) {
+            SplitMix64 sm(*shuffle_state);
+            for (auto &s : epoch_seed) s = sm.next();
+            *shuffle_state = sm.state;
+        }
+#pragma omp parallel num_threads(T)
+        {
+#ifdef _OPENMP
+            const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+            const int tid = 0, team = 1;
+#endif
+            for (int e = 0; e < epochs; ++e) {
+                for (int s = 0; s < T; ++s) {
+                    for (int a = tid; a < T; a += team) {  // a thread per user stratum
+                        const size_t b = size_t(a) * T + (a + s) % T;
+                        SvdRecord *blk = rec.data() + start[b];
+                        const int64_t m = start[b + 1] - start[b];
+                        if (shuffle_state) {
+                            uint64_t st = SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * (b + 1))).next();
+                            svd_shuffle_records(blk, m, st);
+                        }
+                        sse[b] = sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data,
+                                                               Qp.data, v, h);
+                    }
+#pragma omp barrier
+                }
+#pragma omp single
+                {
+                    double total = 0.0;
+                    for (double x : sse) total += x;
+                    sse_out[e] = total;
+                }
+            }
+        }
     }
     for (int64_t u = 0; u < n_users; ++u)
         std::copy(Pp.data + u * stride, Pp.data + u * stride + f, P + u * f);

@@ -202,6 +202,83 @@ def test_cpp_svd_fit_matches_numba_epochs(seed, n_users, n_items, nnz, factors, 
     assert s1[0] == s2[0]
 
 
+_MASK = (1 << 64) - 1
+
+
+def _splitmix(state: int) -> tuple[int, int]:
+    """SplitMix64: (new state, output), as cpp/sgd.hpp and kernels/sgd.py compute it."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return state, z ^ (z >> 31)
+
+
+def _strata(counts: np.ndarray, parts: int) -> np.ndarray:
+    """svd_strata: contiguous ranges of about equal rating counts, cut at multiples of 16."""
+    total = max(int(counts.sum()), 1)
+    out = np.zeros(counts.size, np.int64)
+    seen, part = 0, 0
+    for k in range(counts.size):
+        if k % 16 == 0:
+            part = min(parts - 1, seen * parts // total)
+        out[k] = part
+        seen += int(counts[k])
+    return out
+
+
+@pytest.mark.parametrize(("threads", "nnz"), [(2, 9000), (3, 13000)])
+def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz):
+    """num_threads > 1 runs DSGD: replayed block by block with the exact Numba epoch.
+
+    Blocks of one phase share no user and no item, so running them one after the other
+    gives the same iterates as running them on parallel threads: the multi-threaded fit is
+    a deterministic function of its inputs (rounding aside, as for one thread).
+    """
+    core = tastebud.search._core()
+    n_users, n_items = 70, 50
+    users, items, ratings, bu, bi, P, Q, hp = _problem(5, n_users, n_items, nnz, 12, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    hp[0] = ratings.mean()
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    epochs, seed = 3, 1234
+    state = np.array([seed], np.uint64)
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, epochs, state, threads)
+    again = [a.copy() for a in (bu, bi, P, Q)]
+    core.svd_fit(users, items, ratings, *again, hp, epochs, np.array([seed], np.uint64), threads)
+    for a, b in zip(mine, again, strict=True):
+        np.testing.assert_array_equal(a, b)  # deterministic for a thread count
+
+    T = threads
+    us = _strata(np.bincount(users, minlength=n_users), T)
+    its = _strata(np.bincount(items, minlength=n_items), T)
+    key = us[users] * T + its[items]
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(T * T + 1))
+    blocks = [
+        [a[order[bounds[b] : bounds[b + 1]]].copy() for a in (users, items, ratings)]
+        for b in range(T * T)
+    ]
+    sm = seed
+    epoch_seeds = []
+    for _ in range(epochs):
+        sm, out = _splitmix(sm)
+        epoch_seeds.append(out)
+    assert int(state[0]) == sm
+    for e in range(epochs):
+        total = 0.0
+        for s in range(T):
+            for a in range(T):
+                b = a * T + (a + s) % T
+                _, st = _splitmix(epoch_seeds[e] ^ ((0x9E3779B97F4A7C15 * (b + 1)) & _MASK))
+                sgd.shuffle_ratings(*blocks[b], np.array([st], np.uint64))
+                total += sgd.svd_epoch_serial(*blocks[b], 1, *theirs, hp, True)
+        assert sse_c[e] == pytest.approx(total, rel=1e-4)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_cpp_svd_fit_threads_learn_and_reject_bad_input():
     core = tastebud.search._core()
     users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
@@ -500,6 +577,11 @@ def test_hogwild_threads_match_serial_quality():
     hog = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1, num_threads=2)
     hog.fit(P_TRAIN)
     assert abs(rmse(hog, P_TEST) - rmse(serial, P_TEST)) < 0.02
+    # Stratified (DSGD) threads write disjoint rows: deterministic for a thread count.
+    again = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1, num_threads=2)
+    again.fit(P_TRAIN)
+    np.testing.assert_array_equal(again.user_factors_, hog.user_factors_)
+    np.testing.assert_array_equal(again.item_bias_, hog.item_bias_)
     pp = SVDpp(factors=8, epochs=10, random_state=1, num_threads=2).fit(P_TRAIN)
     assert rmse(pp, P_TEST) < rmse(Baseline().fit(P_TRAIN), P_TEST)
     als1 = ExplicitALS(factors=4, iterations=3, random_state=1).fit(P_TRAIN)

@@ -519,18 +519,25 @@ class SVD(_RatingModel):
     random_state : int, Generator or None
         Seed of the initialisation and the shuffling.
     num_threads : int
-        1 (default) runs the deterministic serial kernel. More threads (0 = all cores) run
-        lock-free Hogwild SGD (Niu et al. 2011): each thread takes a contiguous chunk of the
-        epoch's shuffled order and updates the shared parameters without locks. Results then
-        vary from run to run by the races; the quality is statistically the same.
+        1 (default) runs the sequential algorithm. More threads (0 = all cores) run
+        stratified SGD (DSGD, Gemulla et al. 2011) rather than Hogwild: users and items are
+        cut into ``T`` strata of about equal rating counts and each epoch runs ``T`` phases
+        in which every thread owns one block (user stratum x item stratum) that shares no
+        row with the others' blocks. No two threads write the same parameters, so the
+        result is deterministic for a given thread count (but differs from the one-thread
+        result, whose visiting order is a plain shuffle). Fewer than ``4096`` ratings per
+        thread fall back to fewer threads.
 
     Notes
     -----
-    Each epoch runs in C++ (``svd_epoch`` in ``cpp/sgd.hpp``): the shuffle and the updates of
-    ``tastebud.kernels.sgd.svd_epoch_serial``, with the factor loops unrolled for common
-    ``factors`` and compiled for AVX-512, AVX2 and baseline x86-64 (picked at load time).
-    The Numba kernel stays as the executable specification (its ``exact`` mode replays the
-    plain-Python reference bit for bit); the two agree to rounding.
+    The whole fit runs in one C++ call (``svd_fit`` in ``cpp/sgd.hpp``, GIL released): each
+    epoch shuffles a private packed copy of the ratings with the draws of
+    ``tastebud.kernels.sgd.shuffle_ratings`` and applies the updates of
+    ``tastebud.kernels.sgd.svd_epoch_serial`` on factor rows padded to a multiple of 16 floats
+    and 64-byte aligned (whole AVX-512 vectors, no scalar tails), compiled for AVX-512, AVX2
+    and baseline x86-64 (picked at load time). The Numba kernel stays as the executable
+    specification (its ``exact`` mode replays the plain-Python reference bit for bit); the
+    C++ fit agrees with it to rounding (the update is written ``(1 - lr reg) p + lr err q``).
 
     Attributes
     ----------
@@ -583,10 +590,10 @@ class SVD(_RatingModel):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    #: Which epoch kernel ``fit`` runs (private): ``"cpp"`` (``tastebud._core.svd_epoch``,
-    #: vectorised C++, about 3x faster) or ``"numba"`` (``kernels.sgd.svd_epoch_*``, kept as
-    #: the executable specification with an exact mode). Both visit the ratings in the same
-    #: order and apply the same updates; results differ by rounding only.
+    #: Which kernel ``fit`` runs (private): ``"cpp"`` (``tastebud._core.svd_fit``, all
+    #: epochs in C++) or ``"numba"`` (``kernels.sgd.svd_epoch_*``, kept as the executable
+    #: specification with an exact mode). With one thread both visit the ratings in the
+    #: same order and apply the same updates; results differ by rounding only.
     _kernel: ClassVar[str] = "cpp"
 
     @property
@@ -641,7 +648,7 @@ class SVD(_RatingModel):
             # packed copy of the triples is shuffled with the draws of sgd.shuffle_ratings
             # (same SplitMix64 stream, same permutation), then the updates of
             # sgd.svd_epoch_serial(..., exact=False) run on padded, aligned factor rows;
-            # threads > 1 run Hogwild chunks.
+            # threads > 1 run stratified SGD (DSGD; see num_threads).
             order = state if self.shuffle else None
             sse = search._core().svd_fit(
                 data.users, data.items, data.ratings, bu, bi, P, Q, hp, epochs, order, threads
