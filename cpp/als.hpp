@@ -352,3 +352,218 @@ inline void als_loss(const AlsProblem &P, const float *X, double *out, int num_t
 }
 
 }  // namespace tastebud
+
+
+// ===========================================================================================
+// Explicit-rating ALS-WR (Zhou, Wilkinson, Schreiber & Pan 2008), used by ExplicitALS
+// ===========================================================================================
+//
+// This section is separate from the implicit-feedback solver above (owned by the rating
+// family; it uses none of the helpers above, so either side can change independently).
+//
+// One half-iteration solves, for every row u of a CSR of ratings (users x items, or the
+// item-major copy), the ridge regression over the row's observed entries only
+//
+//     x_u = argmin_x  sum_{j in row u} (t_uj - x . y_j)^2 + reg * n_u * |x|^2,
+//
+// n_u the row's number of ratings (the "weighted-lambda" regularisation). Unbiased model:
+// y_j = Y_j and t_uj = r_uj. Biased model (r_ui ~ mu + b_u + b_i + p_u . q_i): x = [p_u, b_u],
+// y_j = [Y_j, 1] and t_uj = r_uj - mu - b_j with b_j the fixed side's bias (reg * n_u then
+// also shrinks b_u). The w x w normal equations (w = f or f + 1) are accumulated in double
+// precision four ratings at a time (one pass over the matrix per four rank-1 updates) and
+// solved by an in-place Cholesky factorisation; a row with fewer ratings n than unknowns w
+// (most items of a long-tailed catalogue) solves the equivalent n x n dual system instead.
+// Rows without ratings get x = 0 (and b = 0).
+// Each row is solved by one thread alone, so results do not depend on the thread count.
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(TASTEBUD_NO_TARGET_CLONES)
+#define TASTEBUD_ALSWR_CLONES \
+    __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TASTEBUD_ALSWR_CLONES
+#endif
+
+namespace tastebud {
+namespace alswr {
+
+struct Problem {
+    const int64_t *indptr;   // n_rows + 1
+    const int32_t *indices;  // column (fixed-side row) of each rating
+    const float *ratings;    // r of each rating
+    int64_t n_rows;
+    const float *Y;           // n_cols x f, the fixed side's factors
+    const float *other_bias;  // n_cols, the fixed side's biases (biased model), else null
+    int f;
+    float mu;  // global mean subtracted from the targets (biased model), else 0
+    float reg;
+    bool biased;
+};
+
+// In-place Cholesky A = U^T U of a w x w row-major matrix, upper triangle used (right-
+// looking: every inner loop is a contiguous axpy, which GCC vectorises without -ffast-math,
+// where the textbook inner products would be scalar reduction chains). A non-positive pivot
+// (impossible for reg > 0) is clamped so the solve stays finite.
+inline void cholesky_upper(double *__restrict A, int w) {
+    for (int j = 0; j < w; ++j) {
+        double *__restrict Aj = A + int64_t(j) * w;
+        const double d = Aj[j] > 1e-300 ? std::sqrt(Aj[j]) : 1e-150;
+        const double inv = 1.0 / d;
+        Aj[j] = d;
+        for (int k = j + 1; k < w; ++k) Aj[k] *= inv;
+        for (int i = j + 1; i < w; ++i) {
+            double *__restrict Ai = A + int64_t(i) * w;
+            const double c = Aj[i];
+            for (int k = i; k < w; ++k) Ai[k] -= c * Aj[k];
+        }
+    }
+}
+
+// Solves U^T U z = b in place (U from cholesky_upper).
+inline void cholesky_upper_solve(const double *__restrict U, double *__restrict z, int w) {
+    for (int i = 0; i < w; ++i) {  // U^T y = b, column-oriented: row i of U is contiguous
+        const double *__restrict Ui = U + int64_t(i) * w;
+        z[i] /= Ui[i];
+        const double zi = z[i];
+        for (int k = i + 1; k < w; ++k) z[k] -= Ui[k] * zi;
+    }
+    for (int i = w - 1; i >= 0; --i) {  // U x = y
+        const double *__restrict Ui = U + int64_t(i) * w;
+        double s = z[i];
+        for (int k = i + 1; k < w; ++k) s -= Ui[k] * z[k];
+        z[i] = s / Ui[i];
+    }
+}
+
+// Scratch of one thread (double): A (w x w), b (w), four feature rows (4 x w) and, for the
+// dual solve, the transposed feature block (w x w) and the targets (w).
+struct Scratch {
+    std::vector<double> A, b, y, YT, t;
+    explicit Scratch(int w)
+        : A(size_t(w) * w), b(w), y(size_t(4) * w), YT(size_t(w) * w), t(w) {}
+};
+
+// Loads the feature row of column j into y (double): [Y_j, 1] or Y_j; returns its target.
+inline double load_row(const Problem &P, int64_t p, double *__restrict y) {
+    const int64_t j = P.indices[p];
+    const float *src = P.Y + j * P.f;
+    for (int k = 0; k < P.f; ++k) y[k] = src[k];
+    double t = P.ratings[p];
+    if (P.biased) {
+        y[P.f] = 1.0;
+        t -= double(P.mu) + double(P.other_bias[j]);
+    }
+    return t;
+}
+
+TASTEBUD_ALSWR_CLONES
+static void solve_rows(const Problem &P, int64_t begin, int64_t end, float *X, float *own_bias,
+                       Scratch &S) {
+    const int w = P.f + (P.biased ? 1 : 0);
+    double *__restrict A = S.A.data();
+    double *__restrict b = S.b.data();
+    double *__restrict y0 = S.y.data();
+    double *__restrict y1 = y0 + w;
+    double *__restrict y2 = y1 + w;
+    double *__restrict y3 = y2 + w;
+    for (int64_t u = begin; u < end; ++u) {
+        const int64_t lo = P.indptr[u], hi = P.indptr[u + 1];
+        float *x = X + u * P.f;
+        if (hi == lo) {
+            std::fill(x, x + P.f, 0.0f);
+            if (P.biased) own_bias[u] = 0.0f;
+            continue;
+        }
+        const int64_t n = hi - lo;
+        const double lam = double(P.reg) * double(n);
+        if (n < w) {
+            // Fewer ratings than unknowns: the dual form of the same ridge solution,
+            // x = Y_u^T (Y_u Y_u^T + lam I)^-1 t_u (push-through identity, exact for
+            // lam > 0), an n x n system instead of w x w.
+            const int m = static_cast<int>(n);
+            double *__restrict YT = S.YT.data();  // w x m: column j = features of rating j
+            double *__restrict t = S.t.data();
+            for (int j = 0; j < m; ++j) {
+                t[j] = load_row(P, lo + j, y0);
+                for (int k = 0; k < w; ++k) YT[int64_t(k) * m + j] = y0[k];
+            }
+            std::fill(A, A + int64_t(m) * m, 0.0);
+            for (int k = 0; k < w; ++k) {
+                const double *__restrict col = YT + int64_t(k) * m;
+                for (int r = 0; r < m; ++r) {
+                    double *__restrict Ar = A + int64_t(r) * m;
+                    const double c = col[r];
+                    for (int q = r; q < m; ++q) Ar[q] += c * col[q];
+                }
+            }
+            for (int r = 0; r < m; ++r) A[int64_t(r) * m + r] += lam;
+            cholesky_upper(A, m);
+            cholesky_upper_solve(A, t, m);
+            for (int k = 0; k < w; ++k) {
+                const double *__restrict col = YT + int64_t(k) * m;
+                double acc = 0.0;
+                for (int j = 0; j < m; ++j) acc += col[j] * t[j];
+                b[k] = acc;
+            }
+            for (int k = 0; k < P.f; ++k) x[k] = static_cast<float>(b[k]);
+            if (P.biased) own_bias[u] = static_cast<float>(b[P.f]);
+            continue;
+        }
+        std::fill(A, A + int64_t(w) * w, 0.0);
+        std::fill(b, b + w, 0.0);
+        // Upper triangle of sum_j y_j y_j^T, four ratings per pass over the matrix.
+        int64_t p = lo;
+        for (; p + 4 <= hi; p += 4) {
+            const double t0 = load_row(P, p, y0), t1 = load_row(P, p + 1, y1);
+            const double t2 = load_row(P, p + 2, y2), t3 = load_row(P, p + 3, y3);
+            for (int k = 0; k < w; ++k) b[k] += (t0 * y0[k] + t1 * y1[k]) + (t2 * y2[k] + t3 * y3[k]);
+            for (int r = 0; r < w; ++r) {
+                double *__restrict Ar = A + int64_t(r) * w;
+                const double c0 = y0[r], c1 = y1[r], c2 = y2[r], c3 = y3[r];
+                for (int k = r; k < w; ++k)
+                    Ar[k] += (c0 * y0[k] + c1 * y1[k]) + (c2 * y2[k] + c3 * y3[k]);
+            }
+        }
+        for (; p < hi; ++p) {
+            const double t0 = load_row(P, p, y0);
+            for (int k = 0; k < w; ++k) b[k] += t0 * y0[k];
+            for (int r = 0; r < w; ++r) {
+                double *__restrict Ar = A + int64_t(r) * w;
+                const double c0 = y0[r];
+                for (int k = r; k < w; ++k) Ar[k] += c0 * y0[k];
+            }
+        }
+        for (int k = 0; k < w; ++k) A[int64_t(k) * w + k] += lam;
+        cholesky_upper(A, w);
+        cholesky_upper_solve(A, b, w);
+        for (int k = 0; k < P.f; ++k) x[k] = static_cast<float>(b[k]);
+        if (P.biased) own_bias[u] = static_cast<float>(b[P.f]);
+    }
+}
+
+// One half-iteration: writes every row of X (n_rows x f) and, biased, own_bias (n_rows).
+inline void solve(const Problem &P, float *X, float *own_bias, int num_threads) {
+    const int w = P.f + (P.biased ? 1 : 0);
+    const int64_t block = 16;
+    const int64_t n_blocks = (P.n_rows + block - 1) / block;
+    const int threads = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_blocks)));
+    std::vector<Scratch> scratch;
+    scratch.reserve(threads);
+    for (int t = 0; t < threads; ++t) scratch.emplace_back(w);
+    // Blocks are handed out dynamically; each thread uses its own scratch.
+    std::vector<int64_t> next(1, 0);
+    parallel_for(threads, threads, [&](int64_t t) {
+        for (;;) {
+            int64_t blk;
+#pragma omp atomic capture
+            blk = next[0]++;
+            if (blk >= n_blocks) break;
+            const int64_t begin = blk * block, end = std::min(P.n_rows, begin + block);
+            solve_rows(P, begin, end, X, own_bias, scratch[t]);
+        }
+    });
+}
+
+}  // namespace alswr
+}  // namespace tastebud

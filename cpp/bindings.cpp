@@ -679,6 +679,46 @@ carray<float> hybrid_fold_in_py(carray<float> item_repr, carray<float> item_bias
 }
 
 
+// ---- explicit-rating ALS-WR half-iteration (cpp/als.hpp, namespace alswr)
+// Solves every row of the CSR (indptr, indices, ratings) against the fixed side Y; biased
+// when other_bias/own_bias are given (both or neither). X and own_bias are written.
+void explicit_als_solve_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> ratings,
+                           carray<float> Y, py::object other_bias, float mu, float reg,
+                           carray<float> X, py::object own_bias, int num_threads) {
+    require(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr must be 1-D and non-empty");
+    const int64_t n_rows = indptr.shape(0) - 1;
+    require(Y.ndim() == 2 && X.ndim() == 2 && X.shape(0) == n_rows && X.shape(1) == Y.shape(1),
+            "X must be (n_rows, f) and Y (n_cols, f)");
+    require(Y.shape(1) >= 1 && Y.shape(1) < (int64_t(1) << 14), "f must be in [1, 16384)");
+    require(X.writeable(), "X must be writeable");
+    require(std::isfinite(reg) && reg > 0.0f, "reg must be a finite number > 0");
+    require(std::isfinite(mu), "mu must be finite");
+    const int64_t n_cols = Y.shape(0);
+    check_csr(indptr, indices, ratings, n_rows, n_cols, "ratings", false);
+    require(other_bias.is_none() == own_bias.is_none(),
+            "other_bias and own_bias must both be given (biased) or both be None");
+    const bool biased = !other_bias.is_none();
+    carray<float> ob, wb;
+    const float *pob = nullptr;
+    float *pwb = nullptr;
+    if (biased) {
+        ob = other_bias.cast<carray<float>>();
+        wb = own_bias.cast<carray<float>>();
+        require(ob.ndim() == 1 && ob.shape(0) == n_cols, "other_bias must have n_cols entries");
+        require(wb.ndim() == 1 && wb.shape(0) == n_rows && wb.writeable(),
+                "own_bias must be a writeable float32 array with n_rows entries");
+        pob = ob.data();
+        pwb = wb.mutable_data();
+    }
+    const alswr::Problem P{indptr.data(), indices.data(), ratings.data(), n_rows, Y.data(), pob,
+                           static_cast<int>(Y.shape(1)), biased ? mu : 0.0f, reg, biased};
+    float *px = X.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        alswr::solve(P, px, pwb, num_threads);
+    }
+}
+
 // ---- explicit-rating SVD (biased MF by SGD)
 void check_triples(const carray<int32_t> &users, const carray<int32_t> &items,
                    const carray<float> &ratings, int64_t n_users, int64_t n_items) {
@@ -728,6 +768,50 @@ double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> 
         py::gil_scoped_release nogil;
         if (state) svd_shuffle(u, i, r, n, *state);
         sse = svd_epoch(u, i, r, n, pbu, pbi, p, q, static_cast<int>(f), rates, num_threads);
+    }
+    return sse;
+}
+
+// Whole SVD fit (cpp/sgd.hpp svd_fit): the triples are read only (packed and shuffled in a
+// private copy); returns the per-epoch sums of squared errors (float64, length epochs).
+carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<float> ratings,
+                          carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
+                          carray<float> hp, int epochs, py::object shuffle_state,
+                          int num_threads) {
+    require(P.ndim() == 2 && Q.ndim() == 2 && P.shape(1) == Q.shape(1),
+            "P and Q must be 2-D with the same number of columns");
+    const int64_t n_users = P.shape(0), n_items = Q.shape(0), f = P.shape(1);
+    require(f < (int64_t(1) << 20), "too many factors");
+    require(epochs >= 0, "epochs must be >= 0");
+    require(bu.ndim() == 1 && bu.shape(0) == n_users, "bu must have one entry per row of P");
+    require(bi.ndim() == 1 && bi.shape(0) == n_items, "bi must have one entry per row of Q");
+    require(hp.ndim() == 1 && hp.shape(0) == 9, "hp must hold 9 values");
+    require(bu.writeable() && bi.writeable() && P.writeable() && Q.writeable(),
+            "bu, bi, P and Q must be writeable");
+    require(users.shape(0) < (int64_t(1) << 40), "too many ratings");
+    check_triples(users, items, ratings, n_users, n_items);
+    uint64_t *state = nullptr;
+    py::object keep = py::none();
+    if (!shuffle_state.is_none()) {
+        auto st = shuffle_state.cast<carray<uint64_t>>();
+        require(st.ndim() == 1 && st.shape(0) == 1 && st.writeable(),
+                "shuffle_state must be a writeable uint64 array of length 1");
+        keep = st;
+        state = st.mutable_data();
+    }
+    const float *h = hp.data();
+    const SvdRates rates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]};
+    carray<double> sse(static_cast<py::ssize_t>(epochs));
+    const int32_t *u = users.data(), *i = items.data();
+    const float *r = ratings.data();
+    float *pbu = bu.mutable_data(), *pbi = bi.mutable_data();
+    float *p = P.mutable_data(), *q = Q.mutable_data();
+    double *out = sse.mutable_data();
+    const int64_t n = users.shape(0);
+    {
+        py::gil_scoped_release nogil;
+        svd_fit(u, i, r, n, pbu, pbi, p, q, n_users, n_items, static_cast<int>(f), rates, epochs,
+                state, num_threads, out);
     }
     return sse;
 }
@@ -855,6 +939,18 @@ PYBIND11_MODULE(_core, m) {
           py::arg("hp").noconvert(), py::arg("shuffle_state"), py::arg("num_threads"),
           "One SGD epoch of biased MF (optionally shuffling the triples first, in place); "
           "returns the sum of squared errors.");
+    m.def("svd_fit", &svd_fit_py, py::arg("users").noconvert(), py::arg("items").noconvert(),
+          py::arg("ratings").noconvert(), py::arg("bu").noconvert(), py::arg("bi").noconvert(),
+          py::arg("P").noconvert(), py::arg("Q").noconvert(), py::arg("hp").noconvert(),
+          py::arg("epochs"), py::arg("shuffle_state"), py::arg("num_threads"),
+          "All SGD epochs of biased MF (shuffling a private packed copy of the triples before "
+          "each epoch when shuffle_state is given); returns the per-epoch sums of squared "
+          "errors.");
+    m.def("explicit_als_solve", &explicit_als_solve_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("ratings").noconvert(),
+          py::arg("Y").noconvert(), py::arg("other_bias"), py::arg("mu"), py::arg("reg"),
+          py::arg("X").noconvert(), py::arg("own_bias"), py::arg("num_threads"),
+          "ALS-WR half-iteration on explicit ratings: solve every row of X (and its bias).");
     m.def("topk_sparse", &topk_sparse_py, py::arg("q_indptr").noconvert(),
           py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(),
           py::arg("n_features"), py::arg("t_indptr").noconvert(),

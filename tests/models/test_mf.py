@@ -159,6 +159,157 @@ def test_cpp_svd_epoch_matches_numba(seed, n_users, n_items, nnz, factors, shuff
     assert s1[0] == s2[0]
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_users=st.integers(1, 6),
+    n_items=st.integers(1, 6),
+    nnz=st.integers(0, 40),
+    factors=st.sampled_from([0, 1, 5, 16, 17, 20, 33, 100, 130]),
+    shuffle=st.booleans(),
+    epochs=st.integers(0, 3),
+)
+def test_cpp_svd_fit_matches_numba_epochs(seed, n_users, n_items, nnz, factors, shuffle, epochs):
+    """svd_fit = `epochs` x (shuffle_ratings + the exact Numba epoch), rounding only.
+
+    svd_fit pads the factor rows to a multiple of 16 floats and writes the updates as
+    ``a p + (lr err) q`` (``a = 1 - lr reg``): the same iterates as the reference's
+    ``p + lr (err q - reg p)`` in exact arithmetic, so the comparison is to rounding; the
+    visiting order (the shuffle's permutation) is the same exactly. The triples it gets are
+    not modified (it shuffles a private copy).
+    """
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(
+        seed, n_users, n_items, nnz, factors, np.float32
+    )
+    original = [a.copy() for a in (users, items, ratings)]
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (users, items, ratings, bu, bi, P, Q)]
+    s1 = np.array([seed], np.uint64)
+    s2 = s1.copy()
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, epochs, s1 if shuffle else None, 1)
+    assert sse_c.dtype == np.float64
+    assert sse_c.shape == (epochs,)
+    for e in range(epochs):
+        if shuffle:
+            sgd.shuffle_ratings(*theirs[:3], s2)
+        sse_n = sgd.svd_epoch_serial(*theirs[:3], 1, *theirs[3:], hp, True)
+        assert sse_c[e] == pytest.approx(sse_n, rel=1e-4, abs=1e-6)
+    for a, b in zip(mine, theirs[3:], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip((users, items, ratings), original, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert s1[0] == s2[0]
+
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix(state: int) -> tuple[int, int]:
+    """SplitMix64: (new state, output), as cpp/sgd.hpp and kernels/sgd.py compute it."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return state, z ^ (z >> 31)
+
+
+def _strata(counts: np.ndarray, parts: int) -> np.ndarray:
+    """svd_strata: contiguous ranges of about equal rating counts, cut at multiples of 16."""
+    total = max(int(counts.sum()), 1)
+    out = np.zeros(counts.size, np.int64)
+    seen, part = 0, 0
+    for k in range(counts.size):
+        if k % 16 == 0:
+            part = min(parts - 1, seen * parts // total)
+        out[k] = part
+        seen += int(counts[k])
+    return out
+
+
+@pytest.mark.parametrize(("threads", "nnz"), [(2, 9000), (3, 13000)])
+def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz):
+    """num_threads > 1 runs DSGD: replayed block by block with the exact Numba epoch.
+
+    Blocks of one phase share no user and no item, so running them one after the other
+    gives the same iterates as running them on parallel threads: the multi-threaded fit is
+    a deterministic function of its inputs (rounding aside, as for one thread).
+    """
+    core = tastebud.search._core()
+    n_users, n_items = 70, 50
+    users, items, ratings, bu, bi, P, Q, hp = _problem(5, n_users, n_items, nnz, 12, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    hp[0] = ratings.mean()
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    epochs, seed = 3, 1234
+    state = np.array([seed], np.uint64)
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, epochs, state, threads)
+    again = [a.copy() for a in (bu, bi, P, Q)]
+    core.svd_fit(users, items, ratings, *again, hp, epochs, np.array([seed], np.uint64), threads)
+    for a, b in zip(mine, again, strict=True):
+        np.testing.assert_array_equal(a, b)  # deterministic for a thread count
+
+    T = threads
+    us = _strata(np.bincount(users, minlength=n_users), T)
+    its = _strata(np.bincount(items, minlength=n_items), T)
+    key = us[users] * T + its[items]
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(T * T + 1))
+    blocks = [
+        [a[order[bounds[b] : bounds[b + 1]]].copy() for a in (users, items, ratings)]
+        for b in range(T * T)
+    ]
+    sm = seed
+    epoch_seeds = []
+    for _ in range(epochs):
+        sm, out = _splitmix(sm)
+        epoch_seeds.append(out)
+    assert int(state[0]) == sm
+    for e in range(epochs):
+        total = 0.0
+        for s in range(T):
+            for a in range(T):
+                b = a * T + (a + s) % T
+                _, st = _splitmix(epoch_seeds[e] ^ ((0x9E3779B97F4A7C15 * (b + 1)) & _MASK))
+                sgd.shuffle_ratings(*blocks[b], np.array([st], np.uint64))
+                total += sgd.svd_epoch_serial(*blocks[b], 1, *theirs, hp, True)
+        assert sse_c[e] == pytest.approx(total, rel=1e-4)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_cpp_svd_fit_threads_learn_and_reject_bad_input():
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    hp[0] = ratings.mean()
+    sse = core.svd_fit(users, items, ratings, bu, bi, P, Q, hp, 10, np.array([7], np.uint64), 2)
+    assert np.isfinite(P).all()
+    assert np.isfinite(Q).all()
+    assert sse[-1] < sse[0]
+    # One thread: deterministic.
+    runs = []
+    for _ in range(2):
+        state = [a.copy() for a in _problem(0, 50, 40, 3000, 8, np.float32)[3:7]]
+        core.svd_fit(users, items, ratings, *state, hp, 3, np.array([7], np.uint64), 1)
+        runs.append(state)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    bad_users = users.copy()
+    bad_users[0] = 50
+    with pytest.raises(ValueError, match="out of range"):
+        core.svd_fit(bad_users, items, ratings, bu, bi, P, Q, hp, 1, None, 1)
+    with pytest.raises(ValueError, match="hp"):
+        core.svd_fit(users, items, ratings, bu, bi, P, Q, hp[:5].copy(), 1, None, 1)
+    with pytest.raises(ValueError, match="epochs"):
+        core.svd_fit(users, items, ratings, bu, bi, P, Q, hp, -1, None, 1)
+    with pytest.raises(ValueError, match="same number of columns"):
+        core.svd_fit(users, items, ratings, bu, bi, P, Q[:, :3].copy(), hp, 1, None, 1)
+    with pytest.raises(TypeError):
+        core.svd_fit(users.astype(np.int64), items, ratings, bu, bi, P, Q, hp, 1, None, 1)
+
+
 def test_cpp_svd_epoch_hogwild_learns_and_rejects_bad_input():
     core = tastebud.search._core()
     users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
@@ -297,6 +448,78 @@ def test_als_solve_matches_numpy(seed, n_rows, n_cols, k, reg):
     np.testing.assert_array_equal(par, out)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_rows=st.integers(1, 7),
+    n_cols=st.integers(1, 9),
+    k=st.sampled_from([1, 2, 3, 5, 8, 17]),
+    reg=st.sampled_from([1e-3, 0.05, 10.0]),
+    biased=st.booleans(),
+    density=st.sampled_from([0.0, 0.3, 0.9]),
+)
+def test_cpp_explicit_als_solve_matches_numpy(seed, n_rows, n_cols, k, reg, biased, density):
+    """The C++ ALS-WR half-iteration against the numpy normal equations (empty rows -> 0)."""
+    core = tastebud.search._core()
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_rows, n_cols)) < density
+    values = rng.choice(np.array([1.0, 3.0, 5.0, 1e3, -2.0]), dense.shape)
+    m = sp.csr_matrix(dense * values)
+    indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
+    ratings = m.data.astype(np.float32)
+    Y = rng.normal(0, 1, (n_cols, k)).astype(np.float32)
+    other = rng.normal(0, 0.5, n_cols).astype(np.float32)
+    mu = np.float32(3.5)
+    X = np.full((n_rows, k), np.nan, np.float32)
+    own = np.full(n_rows, np.nan, np.float32)
+    if biased:
+        core.explicit_als_solve(indptr, indices, ratings, Y, other, mu, reg, X, own, 1)
+        feats = np.hstack([Y, np.ones((n_cols, 1), np.float32)])
+        targets = ratings.astype(np.float64) - mu - other[indices]
+        expected = ref.als_solve(indptr, indices, targets, feats, reg)
+        np.testing.assert_allclose(X, expected[:, :k], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(own, expected[:, k], rtol=1e-4, atol=1e-4)
+    else:
+        core.explicit_als_solve(indptr, indices, ratings, Y, None, 0.0, reg, X, None, 1)
+        expected = ref.als_solve(indptr, indices, ratings, Y, reg)
+        np.testing.assert_allclose(X, expected, rtol=1e-4, atol=1e-4)
+    # Rows are solved independently: the thread count changes nothing.
+    X3 = np.full_like(X, np.nan)
+    own3 = np.full_like(own, np.nan)
+    if biased:
+        core.explicit_als_solve(indptr, indices, ratings, Y, other, mu, reg, X3, own3, 3)
+        np.testing.assert_array_equal(own3, own)
+    else:
+        core.explicit_als_solve(indptr, indices, ratings, Y, None, 0.0, reg, X3, None, 3)
+    np.testing.assert_array_equal(X3, X)
+
+
+def test_cpp_explicit_als_solve_rejects_bad_input():
+    core = tastebud.search._core()
+    indptr = np.array([0, 2, 3], np.int64)
+    indices = np.array([0, 2, 1], np.int32)
+    ratings = np.array([1, 2, 3], np.float32)
+    Y = np.ones((3, 4), np.float32)
+    X = np.zeros((2, 4), np.float32)
+    b3, b2 = np.zeros(3, np.float32), np.zeros(2, np.float32)
+    core.explicit_als_solve(indptr, indices, ratings, Y, b3, 1.0, 0.1, X, b2, 1)
+    with pytest.raises(ValueError, match="reg"):
+        core.explicit_als_solve(indptr, indices, ratings, Y, None, 0.0, 0.0, X, None, 1)
+    with pytest.raises(ValueError, match="both"):
+        core.explicit_als_solve(indptr, indices, ratings, Y, b3, 0.0, 0.1, X, None, 1)
+    with pytest.raises(ValueError, match="X must be"):
+        core.explicit_als_solve(indptr, indices, ratings, Y, None, 0.0, 0.1, X[:1], None, 1)
+    with pytest.raises(ValueError, match="n_cols"):
+        core.explicit_als_solve(indptr, indices, ratings, Y, b2, 0.0, 0.1, X, b2, 1)
+    bad = indices.copy()
+    bad[0] = 3
+    with pytest.raises(ValueError):
+        core.explicit_als_solve(indptr, bad, ratings, Y, None, 0.0, 0.1, X, None, 1)
+    with pytest.raises(TypeError):
+        core.explicit_als_solve(indptr, indices, ratings.astype(np.float64), Y, None, 0.0, 0.1,
+                                X, None, 1)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- models vs refs
 def test_svd_model_matches_reference_unshuffled():
     """SVD(shuffle=False) = Surprise's loop: same init draws, user-major order, float32."""
@@ -354,6 +577,11 @@ def test_hogwild_threads_match_serial_quality():
     hog = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1, num_threads=2)
     hog.fit(P_TRAIN)
     assert abs(rmse(hog, P_TEST) - rmse(serial, P_TEST)) < 0.02
+    # Stratified (DSGD) threads write disjoint rows: deterministic for a thread count.
+    again = SVD(factors=8, epochs=30, learning_rate=0.01, random_state=1, num_threads=2)
+    again.fit(P_TRAIN)
+    np.testing.assert_array_equal(again.user_factors_, hog.user_factors_)
+    np.testing.assert_array_equal(again.item_bias_, hog.item_bias_)
     pp = SVDpp(factors=8, epochs=10, random_state=1, num_threads=2).fit(P_TRAIN)
     assert rmse(pp, P_TEST) < rmse(Baseline().fit(P_TRAIN), P_TEST)
     als1 = ExplicitALS(factors=4, iterations=3, random_state=1).fit(P_TRAIN)

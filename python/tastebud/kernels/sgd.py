@@ -17,9 +17,10 @@ serial SVD epoch equals the plain-Python reference of ``tests/reference/mf_refer
 bit for bit, which pins down the visiting order and every update formula; the fast leaves
 are then checked against the exact ones to rounding.
 
-``SVD`` itself trains with the C++ port of ``svd_epoch_serial`` (``tastebud._core.svd_epoch``
-in ``cpp/sgd.hpp``, about 3x faster: unrolled, AVX-512 clones, prefetching); the Numba SVD
-epoch remains the specification that the C++ kernel is tested against.
+``SVD`` itself trains with the C++ port of ``shuffle_ratings`` + ``svd_epoch_serial``
+(``tastebud._core.svd_fit`` in ``cpp/sgd.hpp``: all epochs in one call, padded aligned
+factor rows, AVX-512 clones; ``svd_epoch`` is the older per-epoch entry point); the Numba
+SVD epoch remains the specification that the C++ kernels are tested against.
 
 Layout of ``hp``
 ----------------

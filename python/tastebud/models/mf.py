@@ -519,18 +519,25 @@ class SVD(_RatingModel):
     random_state : int, Generator or None
         Seed of the initialisation and the shuffling.
     num_threads : int
-        1 (default) runs the deterministic serial kernel. More threads (0 = all cores) run
-        lock-free Hogwild SGD (Niu et al. 2011): each thread takes a contiguous chunk of the
-        epoch's shuffled order and updates the shared parameters without locks. Results then
-        vary from run to run by the races; the quality is statistically the same.
+        1 (default) runs the sequential algorithm. More threads (0 = all cores) run
+        stratified SGD (DSGD, Gemulla et al. 2011) rather than Hogwild: users and items are
+        cut into ``T`` strata of about equal rating counts and each epoch runs ``T`` phases
+        in which every thread owns one block (user stratum x item stratum) that shares no
+        row with the others' blocks. No two threads write the same parameters, so the
+        result is deterministic for a given thread count (but differs from the one-thread
+        result, whose visiting order is a plain shuffle). Fewer than ``4096`` ratings per
+        thread fall back to fewer threads.
 
     Notes
     -----
-    Each epoch runs in C++ (``svd_epoch`` in ``cpp/sgd.hpp``): the shuffle and the updates of
-    ``tastebud.kernels.sgd.svd_epoch_serial``, with the factor loops unrolled for common
-    ``factors`` and compiled for AVX-512, AVX2 and baseline x86-64 (picked at load time).
-    The Numba kernel stays as the executable specification (its ``exact`` mode replays the
-    plain-Python reference bit for bit); the two agree to rounding.
+    The whole fit runs in one C++ call (``svd_fit`` in ``cpp/sgd.hpp``, GIL released): each
+    epoch shuffles a private packed copy of the ratings with the draws of
+    ``tastebud.kernels.sgd.shuffle_ratings`` and applies the updates of
+    ``tastebud.kernels.sgd.svd_epoch_serial`` on factor rows padded to a multiple of 16 floats
+    and 64-byte aligned (whole AVX-512 vectors, no scalar tails), compiled for AVX-512, AVX2
+    and baseline x86-64 (picked at load time). The Numba kernel stays as the executable
+    specification (its ``exact`` mode replays the plain-Python reference bit for bit); the
+    C++ fit agrees with it to rounding (the update is written ``(1 - lr reg) p + lr err q``).
 
     Attributes
     ----------
@@ -583,10 +590,10 @@ class SVD(_RatingModel):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    #: Which epoch kernel ``fit`` runs (private): ``"cpp"`` (``tastebud._core.svd_epoch``,
-    #: vectorised C++, about 3x faster) or ``"numba"`` (``kernels.sgd.svd_epoch_*``, kept as
-    #: the executable specification with an exact mode). Both visit the ratings in the same
-    #: order and apply the same updates; results differ by rounding only.
+    #: Which kernel ``fit`` runs (private): ``"cpp"`` (``tastebud._core.svd_fit``, all
+    #: epochs in C++) or ``"numba"`` (``kernels.sgd.svd_epoch_*``, kept as the executable
+    #: specification with an exact mode). With one thread both visit the ratings in the
+    #: same order and apply the same updates; results differ by rounding only.
     _kernel: ClassVar[str] = "cpp"
 
     @property
@@ -634,18 +641,22 @@ class SVD(_RatingModel):
         else:
             hp = _hp([0.0, 0.0, 0.0, rates["lr_pu"], rates["lr_qi"],
                       0.0, 0.0, rates["reg_pu"], rates["reg_qi"]])  # fmt: skip
-        triples = data.triples()
         state = _state(rng)
         self.training_loss_: list[float] = []
-        core = search._core() if self._kernel == "cpp" else None
-        for _ in range(epochs):
-            if core is not None:
-                # The C++ epoch (cpp/sgd.hpp) shuffles the triples in place exactly as
-                # sgd.shuffle_ratings does (same SplitMix64 stream), then runs the updates of
-                # sgd.svd_epoch_serial(..., exact=False); threads > 1 run Hogwild chunks.
-                order = state if self.shuffle else None
-                sse = core.svd_epoch(*triples, bu, bi, P, Q, hp, order, threads)
-            else:
+        if self._kernel == "cpp":
+            # All epochs in one C++ call (cpp/sgd.hpp svd_fit): before each epoch a private
+            # packed copy of the triples is shuffled with the draws of sgd.shuffle_ratings
+            # (same SplitMix64 stream, same permutation), then the updates of
+            # sgd.svd_epoch_serial(..., exact=False) run on padded, aligned factor rows;
+            # threads > 1 run stratified SGD (DSGD; see num_threads).
+            order = state if self.shuffle else None
+            sse = search._core().svd_fit(
+                data.users, data.items, data.ratings, bu, bi, P, Q, hp, epochs, order, threads
+            )
+            self.training_loss_ = [float(s) / data.ratings.size for s in sse]
+        else:
+            triples = data.triples()
+            for _ in range(epochs):
                 if self.shuffle:
                     sgd.shuffle_ratings(*triples, state)
                 if threads == 1:
@@ -653,7 +664,7 @@ class SVD(_RatingModel):
                 else:
                     with _Threads(threads) as n:
                         sse = sgd.svd_epoch_parallel(*triples, n, bu, bi, P, Q, hp, False)
-            self.training_loss_.append(float(sse) / data.ratings.size)
+                self.training_loss_.append(float(sse) / data.ratings.size)
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
         self._finish(data)
@@ -823,8 +834,11 @@ class ExplicitALS(_RatingModel):
     ``y_i = [q_i, 1]`` with targets ``r_ui - mu - b_i`` (and symmetrically for items), a
     common extension of the original unbiased ``r_ui ~ p_u . q_i``.
 
-    The per-row solve is a Numba kernel here; the C++ Cholesky solver of the implicit ALS
-    family could later serve it as well.
+    Each half-iteration is one C++ call (``explicit_als_solve``, ``cpp/als.hpp``): the
+    normal equations of every row are accumulated over its observed ratings in double
+    precision and solved by Cholesky, rows spread over ``num_threads`` threads with the GIL
+    released. The implicit-ALS solver of the same header is not reused: it solves a
+    different system (confidence-weighted, over all items, with a shared Gram matrix).
 
     Parameters
     ----------
@@ -880,42 +894,25 @@ class ExplicitALS(_RatingModel):
         Q = rng.normal(0.0, init_std, (data.n_items, factors)).astype(np.float32)
         bu = np.zeros(data.n_users, np.float32)
         bi = np.zeros(data.n_items, np.float32)
-        # Item-major copy of the ratings: position map from CSR order to CSC order.
+        # Item-major copy of the ratings (CSC order), built once.
         by_item = np.argsort(data.items, kind="stable")
         item_indptr = np.concatenate([[0], np.cumsum(data.item_counts)]).astype(np.int64)
-        item_users = data.users[by_item]
-        r = data.ratings.astype(np.float64)
-        mu = data.mean if self.biased else 0.0
-        width = factors + 1 if self.biased else factors
-
-        def solve(indptr, cols, targets, fixed, n_rows):
-            feats = fixed if not self.biased else np.hstack([fixed, np.ones((fixed.shape[0], 1))])
-            out = np.empty((n_rows, width), dtype=np.float32)
-            args = (
-                indptr,
-                cols,
-                targets.astype(np.float32),
-                np.ascontiguousarray(feats, dtype=np.float32),
-                reg,
-            )
-            if threads == 1:
-                sgd.als_solve_serial(*args, 1, out)
-            else:
-                with _Threads(threads) as n:
-                    sgd.als_solve_parallel(*args, 4 * n, out)
-            return out
-
+        item_users = np.ascontiguousarray(data.users[by_item])
+        item_ratings = np.ascontiguousarray(data.ratings[by_item])
+        mu = np.float32(data.mean if self.biased else 0.0)
+        core = search._core()
         for _ in range(iterations):
-            t = r - mu - (bi[data.items] if self.biased else 0.0)
-            X = solve(data.indptr, data.items, t, Q, data.n_users)
-            P = np.ascontiguousarray(X[:, :factors])
-            if self.biased:
-                bu = X[:, factors].copy()
-            t = r[by_item] - mu - (bu[item_users] if self.biased else 0.0)
-            X = solve(item_indptr, item_users, t, P, data.n_items)
-            Q = np.ascontiguousarray(X[:, :factors])
-            if self.biased:
-                bi = X[:, factors].copy()
+            # cpp/als.hpp (alswr::solve): every row's normal equations over its observed
+            # ratings, (Y_u^T Y_u + reg n_u I) x_u = Y_u^T (r_u - mu - b), by Cholesky in
+            # double precision, rows spread over threads with the GIL released.
+            core.explicit_als_solve(
+                data.indptr, data.items, data.ratings, Q, bi if self.biased else None,
+                mu, reg, P, bu if self.biased else None, threads,
+            )  # fmt: skip
+            core.explicit_als_solve(
+                item_indptr, item_users, item_ratings, P, bu if self.biased else None,
+                mu, reg, Q, bi if self.biased else None, threads,
+            )  # fmt: skip
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
         self._finish(data)
