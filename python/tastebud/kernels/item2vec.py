@@ -15,7 +15,7 @@ Design
   window shrinking, negatives) and must reproduce the trained vectors.
 * Two update rules. ``pair`` (the default of the model) is word2vec's: every (centre,
   context) pair gets its own ``negatives`` noise draws and is applied at once, in the order
-  of word2vec.c / gensim's ``w2v_fast_sentence_sg_neg`` (:func:`sgns_pair`). ``window`` is
+  of word2vec.c / gensim's ``w2v_fast_sentence_sg_neg`` (:func:`sgns_pairs`). ``window`` is
   pWord2Vec's shared-negative mini-batch (:func:`sgns_centre`): one set of negatives per
   centre for all its contexts, gathered before any update; faster, same expected gradient,
   but measurably lower hit rates on MovieLens (see ``benchmarks/compare_peers.py item2vec``).
@@ -35,7 +35,7 @@ Design
   from ``lr0`` to ``lr_min`` over its ``epochs * events``. With one chunk (the serial
   kernel) the result is deterministic.
 * ``fastmath`` (the safe flag set: no ``nnan``/``ninf``) only on :func:`sgns_centre` and
-  :func:`sgns_pair`, the arithmetic leaves (small dense products and a sigmoid; no NaN
+  :func:`sgns_pairs`, the arithmetic leaves (small dense products and a sigmoid; no NaN
   checks or ``-inf`` sentinels there); the sampling loops are compiled without it.
 """
 
@@ -52,7 +52,7 @@ __all__ = [
     "MIX2",
     "alias_table",
     "sgns_centre",
-    "sgns_pair",
+    "sgns_pairs",
     "sgns_train_parallel",
     "sgns_train_serial",
 ]
@@ -161,54 +161,64 @@ def sgns_centre(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def sgns_pair(
+def sgns_pairs(
     in_vecs: np.ndarray,
     out_vecs: np.ndarray,
-    context: int,
-    targets: np.ndarray,
-    n_targets: int,
+    contexts: np.ndarray,
+    n_contexts: int,
+    centre: int,
+    noise: np.ndarray,
+    negatives: int,
     lr: float,
     max_dot: float,
     work: np.ndarray,
 ) -> None:
-    """word2vec's per-pair SGNS step: one context item against the centre and its own negatives.
+    """word2vec's per-pair SGNS steps for one centre: each context in turn against the centre
+    and that pair's own negatives.
 
-    ``targets[0]`` is the centre (label 1), ``targets[1:n_targets]`` this pair's noise items
-    (label 0; a noise item equal to the centre is skipped). In the order of word2vec.c and
-    gensim's ``w2v_fast_sentence_sg_neg``, for each target ``t`` in turn::
+    Context ``r`` (``contexts[r]``, ``r < n_contexts``) is trained against the targets
+    ``centre`` (label 1) and ``noise[r, :negatives]`` (label 0; a noise item equal to the
+    centre is skipped). In the order of word2vec.c and gensim's ``w2v_fast_sentence_sg_neg``,
+    for each target ``t`` in turn::
 
-        s = in[context] . out[t];  g = lr * (label - sigmoid(s))
-        work += g * out[t];  out[t] += g * in[context]     (out[t] updated at once)
+        s = in[c] . out[t];  g = lr * (label - sigmoid(s))
+        acc += g * out[t];  out[t] += g * in[c]     (out[t] updated at once)
 
-    and finally ``in[context] += work``. With ``max_dot > 0`` a target whose ``|s| >=
-    max_dot`` is skipped (gensim's ``MAX_EXP = 6`` rule: saturated pairs give no update);
-    ``max_dot = 0`` always updates (word2vec.c clamps the sigmoid instead). ``work`` is float32
-    scratch of shape ``(2, f)`` (a copy of ``in[context]`` and the accumulated gradient).
+    then ``in[c] += acc`` before the next context. With ``max_dot > 0`` a target whose ``|s|
+    >= max_dot`` is skipped (gensim's ``MAX_EXP = 6`` rule: saturated pairs give no update);
+    ``max_dot = 0`` always updates (word2vec.c clamps the sigmoid instead). One call per
+    centre (not per pair) keeps the loop in one fastmath function. ``work`` is float32
+    scratch of shape ``(2, f)`` (a copy of ``in[c]`` and the accumulated gradient).
     """
     f = in_vecs.shape[1]
-    centre = targets[0]
     x = work[0]
     acc = work[1]
-    for d in range(f):
-        x[d] = in_vecs[context, d]
-        acc[d] = 0.0
-    for q in range(n_targets):
-        t = targets[q]
-        if q > 0 and t == centre:
-            continue
-        s = np.float32(0.0)
+    for r in range(n_contexts):
+        c = contexts[r]
         for d in range(f):
-            s += x[d] * out_vecs[t, d]
-        if max_dot > 0.0 and (s <= -max_dot or s >= max_dot):
-            continue
-        label = 1.0 if q == 0 else 0.0
-        gq = np.float32((label - 1.0 / (1.0 + math.exp(-s))) * lr)
+            x[d] = in_vecs[c, d]
+            acc[d] = 0.0
+        for q in range(negatives + 1):
+            if q == 0:
+                t = centre
+                label = 1.0
+            else:
+                t = noise[r, q - 1]
+                label = 0.0
+                if t == centre:
+                    continue
+            s = np.float32(0.0)
+            for d in range(f):
+                s += x[d] * out_vecs[t, d]
+            if max_dot > 0.0 and (s <= -max_dot or s >= max_dot):
+                continue
+            gq = np.float32((label - 1.0 / (1.0 + math.exp(-s))) * lr)
+            for d in range(f):
+                yd = out_vecs[t, d]
+                acc[d] += gq * yd
+                out_vecs[t, d] = yd + gq * x[d]
         for d in range(f):
-            yd = out_vecs[t, d]
-            acc[d] += gq * yd
-            out_vecs[t, d] = yd + gq * x[d]
-    for d in range(f):
-        in_vecs[context, d] += acc[d]
+            in_vecs[c, d] += acc[d]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,6 +252,7 @@ def _train_chunk(
     y = np.empty((negatives + 1, f), dtype=np.float32)
     g = np.empty((cap, negatives + 1), dtype=np.float32)
     work = np.empty((2, f), dtype=np.float32)
+    noise = np.empty((cap, max(negatives, 1)), dtype=np.int64)
     total = float(epochs) * float(indptr[s1] - indptr[s0])
     done = 0.0
     for _ in range(epochs):
@@ -268,17 +279,6 @@ def _train_chunk(
                     w = window - np.int64(_next(state) % np.uint64(window))
                     lo = max(0, i - w)
                     hi = min(n, i + w + 1)
-                targets[0] = buf[i]
-                if pair:
-                    for j in range(lo, hi):
-                        if j == i:
-                            continue
-                        for q in range(negatives):
-                            targets[q + 1] = _draw_alias(state, threshold, alias)
-                        sgns_pair(
-                            in_vecs, out_vecs, buf[j], targets, negatives + 1, lr, max_dot, work
-                        )
-                    continue
                 nc = 0
                 for j in range(lo, hi):
                     if j != i:
@@ -286,6 +286,15 @@ def _train_chunk(
                         nc += 1
                 if nc == 0:
                     continue
+                if pair:  # each pair's own negatives, drawn in context order
+                    for r in range(nc):
+                        for q in range(negatives):
+                            noise[r, q] = _draw_alias(state, threshold, alias)
+                    sgns_pairs(
+                        in_vecs, out_vecs, contexts, nc, buf[i], noise, negatives, lr, max_dot, work
+                    )
+                    continue
+                targets[0] = buf[i]
                 for q in range(negatives):
                     targets[q + 1] = _draw_alias(state, threshold, alias)
                 sgns_centre(in_vecs, out_vecs, contexts, nc, targets, negatives + 1, lr, x, y, g)
