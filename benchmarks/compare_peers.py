@@ -704,7 +704,8 @@ def bench_item2vec(args: argparse.Namespace) -> None:
     )
     cols = ["data", "scoring", "method", "train_s", "speedup_vs_gensim", "hit@10", "hit_sd"]
     print_table(title, rows, [*cols, "mrr@10", "mrr_sd"])
-    save("item2vec_tune" if args.tune else "item2vec", {"args": vars(args), "rows": rows})
+    suffix = ("_tune" if args.tune else "") + ("_window" if args.update == "window" else "")
+    save(f"item2vec{suffix}", {"args": vars(args), "rows": rows})
 
 
 # --------------------------------------------------------------------------- ALS / BPR

@@ -18,7 +18,8 @@ Design
   of word2vec.c / gensim's ``w2v_fast_sentence_sg_neg`` (:func:`sgns_pairs`). ``window`` is
   pWord2Vec's shared-negative mini-batch (:func:`sgns_centre`): one set of negatives per
   centre for all its contexts, gathered before any update; faster, same expected gradient,
-  but measurably lower hit rates on MovieLens (see ``benchmarks/compare_peers.py item2vec``).
+  but measurably lower plain-cosine hit rates on MovieLens (``benchmarks/compare_peers.py
+  item2vec --update window``).
 * Draws, in order, per sequence and epoch: one uniform per event whose keep probability is
   below 1 (frequency subsampling, ``u = (next() >> 11) * 2**-53``); then per kept centre
   position one window-shrink draw (``sequence`` mode only: ``w = window - next() % window``)
