@@ -565,21 +565,34 @@ def _next_item_metrics(model: Any, test: Any) -> tuple[float, float]:
     return float(found.mean()), float(np.where(found, 1.0 / (rank + 1), 0.0).mean())
 
 
-def _with_vectors(model: Any, vectors: np.ndarray, **params: Any) -> Any:
-    """A copy of a fitted Item2Vec whose item vectors are replaced (to score gensim's vectors
-    with exactly the same ranking code)."""
+def _with_vectors(model: Any, vectors: np.ndarray, context: np.ndarray, **params: Any) -> Any:
+    """A copy of a fitted Item2Vec whose input and output vectors are replaced (to score
+    gensim's vectors with exactly the same ranking code)."""
     import copy
 
     other = copy.copy(model)
     other.item_vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+    other.context_vectors_ = np.ascontiguousarray(context, dtype=np.float32)
     return other.set_params(**params)
 
 
-def _gensim_vectors(w2v: Any, n_items: int, f: int) -> np.ndarray:
-    out = np.zeros((n_items, f), dtype=np.float32)
+def _gensim_vectors(w2v: Any, n_items: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """gensim's input (``wv.vectors``) and output (``syn1neg``) vectors in item-index order."""
+    vin = np.zeros((n_items, f), dtype=np.float32)
+    vout = np.zeros((n_items, f), dtype=np.float32)
     keys = np.array([int(k) for k in w2v.wv.index_to_key], dtype=np.int64)
-    out[keys] = w2v.wv.vectors
-    return out
+    vin[keys] = w2v.wv.vectors
+    vout[keys] = w2v.syn1neg
+    return vin, vout
+
+
+#: (row label, scoring, popularity_weight): every row ranks both libraries' vectors alike
+_I2V_SCORINGS = (
+    ("input cosine, no blend", "input", 0.0),
+    ("input cosine + blend 0.5", "input", 0.5),
+    ("context (default), no blend", "context", 0.0),
+    ("context + blend 0.5 (tastebud default)", "context", 0.5),
+)
 
 
 def bench_item2vec(args: argparse.Namespace) -> None:
@@ -587,11 +600,13 @@ def bench_item2vec(args: argparse.Namespace) -> None:
 
     Protocol: ratings binarised; each user's items ordered by timestamp (ties by item index);
     leave-last-out for users with >= 3 items. Both libraries train on the same training
-    sequences with the same hyperparameters and thread count; train time is the median over
-    ``--repeats`` seeds (tastebud's first, JIT-compiling fit is a separate warm-up). Quality
-    is the median over the same seeds; every embedding is ranked by the same code (cosine to
-    the recency-weighted mean of the user's last ``history`` items, seen items excluded),
-    with and without the popularity blend.
+    sequences with the same hyperparameters and thread count, once per seed ``0 ..
+    repeats-1``; train time is the median (tastebud's first, JIT-compiling fit is a separate
+    warm-up). Quality is the mean and sample standard deviation over the seeds; each
+    library's vectors are ranked by the same code under each scoring of ``_I2V_SCORINGS``
+    (seen items excluded): cosine of the recency-weighted mean of the user's last
+    ``history`` unit input vectors with each item's input or output (context) vector, with
+    and without the popularity blend.
     """
     from tastebud import Item2Vec, Popularity
     from tastebud.data import Sequences, datasets, split
@@ -602,6 +617,8 @@ def bench_item2vec(args: argparse.Namespace) -> None:
         Word2Vec = None
         print("  gensim: not installed")
     hp = {"factors": 64, "window": 5, "negatives": 5, "subsample": 1e-3, "epochs": 10}
+    if args.update != "pair":
+        hp["update"] = args.update
     rows: list[dict[str, Any]] = []
     for name in args.datasets:
         inter = datasets.load_movielens(Path(args.data_dir) / name).ratings.binarize()
@@ -622,56 +639,59 @@ def bench_item2vec(args: argparse.Namespace) -> None:
             f"{time.perf_counter() - t0:.2f} s"
         )
         ours_t, gens_t = [], []
-        quality: dict[str, list[tuple[float, float]]] = {}
+        quality: dict[tuple[str, str], list[tuple[float, float]]] = {}
         pop = Popularity().fit(train)
-        quality["popularity"] = [_next_item_metrics(pop, test)]
-        grid = [(d, w) for d in (0.3, 0.5, 0.8) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
+        quality[("popularity", "–")] = [_next_item_metrics(pop, test)]
+        scorings = (
+            [
+                (f"{sc} decay={d} pw={w}", sc, w, d)
+                for sc in ("input", "context")
+                for d in (0.3, 0.5, 0.8)
+                for w in (0.0, 0.25, 0.5, 0.75, 1.0)
+            ]
+            if args.tune
+            else [(label, sc, w, 0.5) for label, sc, w in _I2V_SCORINGS]
+        )
         for seed in range(args.repeats):
             t0 = time.perf_counter()
             model = Item2Vec(**hp, num_threads=args.threads, random_state=seed).fit(train)
             ours_t.append(time.perf_counter() - t0)
-            if args.tune:
-                for d, w in grid:
-                    quality.setdefault(f"tastebud decay={d} pw={w}", []).append(
-                        _next_item_metrics(
-                            model.set_params(recency_decay=d, popularity_weight=w), test
-                        )
-                    )
-                continue
-            quality.setdefault("tastebud Item2Vec (pw=0)", []).append(
-                _next_item_metrics(model.set_params(popularity_weight=0.0), test)
-            )
-            quality.setdefault("tastebud Item2Vec (default, pw=0.5)", []).append(
-                _next_item_metrics(model.set_params(popularity_weight=0.5), test)
-            )
-            if Word2Vec is not None:
+            models = [("tastebud Item2Vec", model)]
+            if Word2Vec is not None and not args.tune:
                 t0 = time.perf_counter()
                 w2v = Word2Vec(
                     sentences, sg=1, negative=5, vector_size=64, window=5, min_count=1,
                     epochs=10, sample=1e-3, workers=args.threads, seed=seed,
                 )  # fmt: skip
                 gens_t.append(time.perf_counter() - t0)
-                vecs = _gensim_vectors(w2v, n_items, 64)
-                quality.setdefault("gensim Word2Vec (pw=0)", []).append(
-                    _next_item_metrics(_with_vectors(model, vecs, popularity_weight=0.0), test)
+                models.append(
+                    ("gensim Word2Vec", _with_vectors(model, *_gensim_vectors(w2v, n_items, 64)))
                 )
-                quality.setdefault("gensim Word2Vec (+ same blend, pw=0.5)", []).append(
-                    _next_item_metrics(_with_vectors(model, vecs, popularity_weight=0.5), test)
-                )
+            for label, sc, w, d in scorings:
+                for lib, m in models:
+                    quality.setdefault((label, lib), []).append(
+                        _next_item_metrics(
+                            m.set_params(scoring=sc, popularity_weight=w, recency_decay=d), test
+                        )
+                    )
         t_ours = statistics.median(ours_t)
         t_gens = statistics.median(gens_t) if gens_t else None
-        for method, values in quality.items():
-            hits = statistics.median(v[0] for v in values)
-            mrrs = statistics.median(v[1] for v in values)
+        for (scoring, method), values in quality.items():
+            hits = [v[0] for v in values]
+            mrrs = [v[1] for v in values]
             train_s = (
                 t_ours
                 if method.startswith("tastebud")
                 else (t_gens if method.startswith("gensim") else None)
             )
             rows.append({
-                "data": name, "method": method, "train_s": train_s,
+                "data": name, "scoring": scoring, "method": method, "train_s": train_s,
                 "speedup_vs_gensim": (t_gens / train_s) if (t_gens and train_s) else None,
-                "hit@10": hits, "mrr@10": mrrs,
+                "hit@10": statistics.mean(hits),
+                "hit_sd": statistics.stdev(hits) if len(hits) > 1 else 0.0,
+                "mrr@10": statistics.mean(mrrs),
+                "mrr_sd": statistics.stdev(mrrs) if len(mrrs) > 1 else 0.0,
+                "seeds": len(values),
             })  # fmt: skip
         print(
             f"  train times tastebud {[round(t, 2) for t in ours_t]}, "
@@ -679,11 +699,13 @@ def bench_item2vec(args: argparse.Namespace) -> None:
         )
     title = (
         f"next-item (leave-last-out{', VALIDATION split of train' if args.tune else ''}): "
-        f"SGNS f=64 window=5 neg=5 epochs=10, {args.threads} threads, "
-        f"median of {args.repeats} seeds"
+        f"SGNS f=64 window=5 neg=5 epochs=10 update={args.update}, {args.threads} threads, "
+        f"train time median / quality mean and sd of {args.repeats} seeds"
     )
-    print_table(title, rows, ["data", "method", "train_s", "speedup_vs_gensim", "hit@10", "mrr@10"])
-    save("item2vec_tune" if args.tune else "item2vec", {"args": vars(args), "rows": rows})
+    cols = ["data", "scoring", "method", "train_s", "speedup_vs_gensim", "hit@10", "hit_sd"]
+    print_table(title, rows, [*cols, "mrr@10", "mrr_sd"])
+    suffix = ("_tune" if args.tune else "") + ("_window" if args.update == "window" else "")
+    save(f"item2vec{suffix}", {"args": vars(args), "rows": rows})
 
 
 # --------------------------------------------------------------------------- ALS / BPR
@@ -1698,7 +1720,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--datasets", nargs="+", default=["ml-latest-small", "ml-100k"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--update", choices=["pair", "window"], default="pair")
     p.add_argument("--tune", action="store_true", help="grid on a validation split of train")
     p.set_defaults(func=bench_item2vec)
     for fam, fn, iters in (("als", bench_als, 15), ("bpr", bench_bpr, 100)):

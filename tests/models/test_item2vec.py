@@ -110,6 +110,57 @@ def test_keep_probabilities_match_word2vec():
     assert np.all(keep_probabilities(counts, 0.0) == 1.0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    f=st.integers(1, 17),
+    n_items=st.integers(2, 8),
+    n_ctx=st.integers(1, 5),
+    negatives=st.integers(0, 4),
+    lr=st.floats(1e-3, 1.0),
+    max_dot=st.sampled_from([0.0, 0.5, 6.0]),
+    scale=st.sampled_from([0.1, 1.0, 4.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pair_steps_match_reference(f, n_items, n_ctx, negatives, lr, max_dot, scale, seed):
+    """Per-pair steps of one centre: duplicate contexts and negatives, negatives hitting the
+    centre or the context, saturated dot products (skipped with ``max_dot > 0``)."""
+    rng = np.random.default_rng(seed)
+    in_vecs = (scale * rng.standard_normal((n_items, f))).astype(np.float32)
+    out_vecs = (scale * rng.standard_normal((n_items, f))).astype(np.float32)
+    contexts = rng.integers(0, n_items, n_ctx)
+    centre = int(rng.integers(0, n_items))
+    noise = rng.integers(0, n_items, (n_ctx, max(negatives, 1)))
+    a_in, a_out = in_vecs.copy(), out_vecs.copy()
+    for r in range(n_ctx):
+        targets = np.concatenate([[centre], noise[r, :negatives]])
+        ref.sgns_pair(a_in, a_out, int(contexts[r]), targets, lr, max_dot)
+    work = np.empty((2, f), np.float32)
+    kernels.sgns_pairs(
+        in_vecs, out_vecs, contexts, n_ctx, centre, noise, negatives, lr, max_dot, work
+    )
+    np.testing.assert_allclose(in_vecs, a_in, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out_vecs, a_out, rtol=1e-4, atol=1e-4)
+
+
+def test_pair_step_hand_computed():
+    """f=1, sequential as in word2vec: the second target sees no change of ``in``; the skip
+    rule drops a saturated target."""
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    in_vecs = np.array([[1.0], [0.0], [0.0], [0.0]], np.float32)
+    out_vecs = np.array([[0.0], [2.0], [-1.0], [7.0]], np.float32)
+    work = np.empty((2, 1), np.float32)
+    ctx = np.array([0])
+    kernels.sgns_pairs(in_vecs, out_vecs, ctx, 1, 1, np.array([[2, 3]]), 2, 0.5, 6.0, work)
+    g_pos = (1 - sig(2.0)) * 0.5
+    g_neg = (0 - sig(-1.0)) * 0.5
+    np.testing.assert_allclose(in_vecs[0, 0], 1 + g_pos * 2 + g_neg * -1, rtol=1e-6)
+    np.testing.assert_allclose(out_vecs[1, 0], 2 + g_pos * 1, rtol=1e-6)
+    np.testing.assert_allclose(out_vecs[2, 0], -1 + g_neg * 1, rtol=1e-6)
+    assert out_vecs[3, 0] == 7.0  # dot 7 >= max_dot 6: skipped, as in gensim
+    kernels.sgns_pairs(in_vecs, out_vecs, ctx, 1, 3, np.array([[3]]), 0, 0.5, 0.0, work)
+    assert out_vecs[3, 0] > 7.0  # max_dot=0: always updated (word2vec.c)
+
+
 def _tiny_interactions():
     rng = np.random.default_rng(5)
     users, items, ts = [], [], []
@@ -122,27 +173,36 @@ def _tiny_interactions():
 
 
 @pytest.mark.parametrize(
-    ("mode", "subsample", "negatives", "window"),
-    [("sequence", 0.0, 3, 2), ("sequence", 0.2, 2, 3), ("basket", 0.1, 4, 5)],
+    ("mode", "subsample", "negatives", "window", "update", "max_dot"),
+    [
+        ("sequence", 0.0, 3, 2, "window", 0.0),
+        ("sequence", 0.2, 2, 3, "window", 6.0),
+        ("basket", 0.1, 4, 5, "window", 0.0),
+        ("sequence", 0.0, 3, 2, "pair", 6.0),
+        ("sequence", 0.2, 2, 3, "pair", 0.0),
+        ("basket", 0.1, 4, 5, "pair", 0.3),
+    ],
 )
-def test_fit_replays_reference(mode, subsample, negatives, window):
+def test_fit_replays_reference(mode, subsample, negatives, window, update, max_dot):
     """The whole training run (subsampling, window draws, negatives, lr decay) replayed."""
     inter = _tiny_interactions()
     model = Item2Vec(
         factors=5, window=window, negatives=negatives, subsample=subsample, epochs=3,
         learning_rate=0.2, min_learning_rate=0.01, mode=mode, num_threads=1, random_state=11,
+        update=update, max_dot=max_dot, init_range=0.7,
     ).fit(inter)  # fmt: skip
     seqs = Sequences.from_interactions(inter)
     counts = np.bincount(seqs.items, minlength=inter.n_items)
     np.testing.assert_array_equal(model.item_counts_, counts)
     rng = np.random.default_rng(11)
-    in_vecs = (rng.random((inter.n_items, 5), dtype=np.float32) - np.float32(0.5)) / np.float32(5)
+    # uniform(-init_range, init_range) / factors (gensim 4's range with init_range=1)
+    in_vecs = (rng.random((inter.n_items, 5), dtype=np.float32) * 2 - 1) * np.float32(0.7 / 5)
     out_vecs = np.zeros_like(in_vecs)
     threshold, alias = kernels.alias_table(counts.astype(np.float64) ** 0.75)
     ref.train(
         seqs.items, seqs.indptr, in_vecs, out_vecs, threshold, alias,
         ref.keep_probabilities(counts, subsample), window, negatives, mode == "basket",
-        0.2, 0.01, 3, _splitmix_seed(11, 0),
+        0.2, 0.01, 3, _splitmix_seed(11, 0), update == "pair", max_dot,
     )  # fmt: skip
     np.testing.assert_allclose(model.item_vectors_, in_vecs, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.context_vectors_, out_vecs, rtol=1e-4, atol=1e-6)
@@ -223,6 +283,38 @@ def test_popularity_weight_blends_counts():
     assert set(recs.indices[0]) == set(order)
 
 
+@pytest.mark.parametrize("scoring", ["context", "input"])
+def test_scoring_matches_numpy(scoring):
+    """recommend_for = cosine of the recency-weighted mean of unit input vectors with each
+    item's unit output (``context``) or input vector, plus the popularity blend."""
+    model = fast(scoring=scoring, popularity_weight=0.3, recency_decay=0.7).fit(TRAIN)
+    seqs = Sequences.from_interactions(TRAIN)
+    hist = seqs[3][-4:]
+    recs = model.recommend_for([TRAIN.items.ids(hist).tolist()], k=6)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    ages = np.arange(hist.size)[::-1]
+    mean = unit(((0.7**ages)[:, None] * unit(model.item_vectors_[hist])).sum(axis=0))
+    cands = model.context_vectors_ if scoring == "context" else model.item_vectors_
+    lc = np.log1p(model.item_counts_)
+    expected = unit(cands) @ mean + 0.3 * lc / lc.max()
+    expected[hist] = -np.inf
+    np.testing.assert_allclose(recs.scores[0], np.sort(expected)[::-1][:6], rtol=1e-4, atol=1e-5)
+
+
+def test_similar_items_ignore_scoring():
+    a = fast(scoring="context").fit(TRAIN)
+    b = a.set_params(scoring="input")
+    ids = TRAIN.items.ids_array[:3]
+    first = a.set_params(scoring="context").similar_items(ids, k=4)
+    second = b.similar_items(ids, k=4)
+    np.testing.assert_array_equal(first.ids, second.ids)
+    u = a.item_vectors_ / np.linalg.norm(a.item_vectors_, axis=1, keepdims=True)
+    np.testing.assert_allclose(first.scores[0][0], np.sort(np.delete(u @ u[0], 0))[-1], rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- errors
 def test_unknown_and_empty_sessions():
     model = fast().fit(TRAIN)
@@ -260,6 +352,10 @@ def test_unknown_and_empty_sessions():
         ("epochs", 0, ValueError),
         ("min_count", 0, ValueError),
         ("mode", "bag", ValueError),
+        ("update", "batch", ValueError),
+        ("scoring", "output", ValueError),
+        ("max_dot", -1.0, ValueError),
+        ("init_range", 0.0, ValueError),
         ("history", 0, ValueError),
         ("recency_decay", 0.0, ValueError),
         ("recency_decay", 1.5, ValueError),

@@ -79,6 +79,32 @@ def sgns_centre(
     np.add.at(out_vecs, targets, (g.T.astype(np.float64) @ x).astype(np.float32))
 
 
+def sgns_pair(
+    in_vecs: np.ndarray,
+    out_vecs: np.ndarray,
+    context: int,
+    targets: np.ndarray,
+    lr: float,
+    max_dot: float = 0.0,
+) -> None:
+    """word2vec's per-pair step (gensim's ``w2v_fast_sentence_sg_neg``): ``in[context]``
+    against targets[0] (label 1) and targets[1:] (label 0), ``out`` updated after each target,
+    ``in[context]`` once at the end; targets with ``|dot| >= max_dot > 0`` are skipped."""
+    x = in_vecs[context].astype(np.float64)
+    work = np.zeros_like(x)
+    for q, t in enumerate(targets):
+        if q > 0 and t == targets[0]:
+            continue
+        s = float(np.dot(x, out_vecs[t].astype(np.float64)))
+        if max_dot > 0 and abs(s) >= max_dot:
+            continue
+        label = 1.0 if q == 0 else 0.0
+        g = float(np.float32((label - 1.0 / (1.0 + np.exp(-s))) * lr))
+        work += g * out_vecs[t].astype(np.float64)
+        out_vecs[t] = (out_vecs[t].astype(np.float64) + g * x).astype(np.float32)
+    in_vecs[context] = (in_vecs[context].astype(np.float64) + work).astype(np.float32)
+
+
 def train(
     items: np.ndarray,
     indptr: np.ndarray,
@@ -94,8 +120,14 @@ def train(
     lr_min: float,
     epochs: int,
     state: int,
+    pair: bool = False,
+    max_dot: float = 0.0,
 ) -> None:
-    """Serial SGNS training, one chunk: the draw order documented in the kernel module."""
+    """Serial SGNS training, one chunk: the draw order documented in the kernel module.
+
+    ``pair``: word2vec's per-pair updates with fresh negatives per (centre, context) pair
+    (drawn just before each pair); otherwise one shared set per centre (window mini-batch).
+    """
     rng = SplitMix64(state)
     total = float(epochs) * float(indptr[-1] - indptr[0])
     done = 0.0
@@ -118,6 +150,13 @@ def train(
                     w = window - rng.next() % window
                     lo, hi = max(0, i - w), min(n, i + w + 1)
                 ctx = [kept[j] for j in range(lo, hi) if j != i]
+                if pair:
+                    for c in ctx:
+                        tg = [kept[i]] + [
+                            alias_draw(rng, threshold, alias) for _ in range(negatives)
+                        ]
+                        sgns_pair(in_vecs, out_vecs, c, np.array(tg), lr, max_dot)
+                    continue
                 if not ctx:
                     continue
                 tg = [kept[i]] + [alias_draw(rng, threshold, alias) for _ in range(negatives)]
