@@ -4,22 +4,22 @@ Layout (the block ALS of Spark MLlib; Das et al. 2017, "Distributed ALS on Spark
 interaction matrix is cut twice, into blocks of users (rows of ``C``) and blocks of items
 (rows of ``C^T``). Each block is scattered once to the worker that owns it and stays there.
 
-The client only orchestrates futures; no factor crosses it during training:
+The client only orchestrates futures; factors reach it only at checkpoints, in the background:
 
 * A half-iteration is one task per block, pinned to the block's worker. Its arguments are
   the block's interactions (local), its own factors of two halves ago (local; the CG warm
   start) and *every* block state of the other side (futures: the worker fetches the ones
-  it lacks straight from the workers that computed them), from which it assembles the
-  fixed factor matrix ``Y`` and, by summing the per-block partial Gram matrices ``Y_b^T
-  Y_b`` (``f x f`` each) in block order, ``w0 * Y^T Y``. It solves its rows with the same
+  it lacks straight from the workers that computed them, into a reused buffer), from which
+  it assembles the fixed factor matrix ``Y`` and ``w0 * Y^T Y`` (one GEMM over the whole
+  ``Y``, as ``ALS.fit`` does: see ``_solve_against``). It solves its rows with the same
   C++ kernel as the single-process model (``als_solve``; one thread per row, so a row's
-  result does not depend on the partitioning or the threads) and returns its new state:
-  ``(factors, partial Gram, regularisation term)``, which stays on that worker.
+  result does not depend on the partitioning or the threads) and returns its new state,
+  which stays on that worker.
 * The client submits whole iterations (one ahead of the one it waits for), so workers
   never wait on the client between half-iterations.
 
-With the same seed the factors are those of ``ALS.fit`` up to float rounding of the Gram
-matrix (summed per block here, by one GEMM there): far below the 1e-4 promised.
+With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
+thread for the Gram matrix; the test asks 1e-4).
 
 Fault tolerance: every ``checkpoint_every`` iterations the client fetches the factors
 (while the workers already run the next iteration) and keeps them; with ``checkpoint_dir``
