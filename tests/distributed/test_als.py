@@ -99,7 +99,7 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
     checkpoint (with ``checkpoint_every=0``: from the start) and ends with the
     single-process result. "at-once" continues immediately (the iteration in flight
     fails); "after-scheduler-noticed" waits until the scheduler dropped the worker."""
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=300)
     want = ALS(**_params(iterations=5), num_threads=1).fit(INTER)
     killed = []
 
@@ -117,4 +117,4 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
     )  # fmt: skip
     assert killed
     _assert_same_fit(got, want)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts it; leave the cluster whole
+    client.wait_for_workers(2, timeout=300)  # the nanny restarts it; leave the cluster whole
