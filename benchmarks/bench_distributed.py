@@ -139,16 +139,21 @@ def ndcg_from_factors(
 
 
 # --------------------------------------------------------------------------- ALS runs
-def run_single(train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+def run_single(
+    train: Any, test: Any, args: argparse.Namespace, iterations: int | None = None
+) -> dict[str, Any]:
     from tastebud.models.als import ALS
 
     times: list[float] = []
-    model = ALS(**als_params(args), num_threads=2)
+    params = als_params(args)
+    params["iterations"] = iterations or args.iterations
+    model = ALS(**params, num_threads=2)
     t0 = time.perf_counter()
     model.fit(train, callback=lambda it, s, loss: times.append(s))
     total = time.perf_counter() - t0
     return {
-        "engine": "tastebud ALS, 1 process x 2 threads",
+        "engine": f"tastebud ALS, 1 process x 2 threads ({params['iterations']} iterations)",
+        "times": times,
         "s_per_iter": statistics.median(times),
         "fit_s": total,
         "ndcg@10": ndcg_from_factors(model.user_factors_, model.item_factors_, train, test),
@@ -166,17 +171,23 @@ def als_params(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_dask(train: Any, test: Any, client: Any, args: argparse.Namespace) -> dict[str, Any]:
+def run_dask(
+    train: Any, test: Any, client: Any, args: argparse.Namespace, checkpoint_every: int = 1
+) -> dict[str, Any]:
     from tastebud.distributed import fit_als
     from tastebud.models.als import ALS
 
     times: list[float] = []
     model = ALS(**als_params(args), num_threads=1)
     t0 = time.perf_counter()
-    fit_als(model, train, client=client, num_threads=1, callback=lambda i, s, _: times.append(s))
+    fit_als(
+        model, train, client=client, num_threads=1, checkpoint_every=checkpoint_every,
+        callback=lambda i, s, _: times.append(s),
+    )  # fmt: skip
     total = time.perf_counter() - t0
     return {
-        "engine": "tastebud fit_als, Dask 2 workers x 1 thread",
+        "engine": f"tastebud fit_als, Dask 2 workers x 1 thread, checkpoint_every={checkpoint_every}",
+        "times": times,
         "s_per_iter": statistics.median(times),
         "fit_s": total,
         "ndcg@10": ndcg_from_factors(model.user_factors_, model.item_factors_, train, test),
@@ -217,7 +228,7 @@ def run_spark(train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]
         frame.count()
         als = SparkALS(
             rank=64,
-            maxIter=args.iterations,
+            maxIter=args.spark_iterations or args.iterations,
             regParam=0.05,
             alpha=1.0,
             implicitPrefs=True,
@@ -238,9 +249,10 @@ def run_spark(train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]
         items = np.zeros((train.n_items, f), np.float32)
         users[uf["id"].to_numpy()] = np.stack(uf["features"].to_numpy())
         items[itf["id"].to_numpy()] = np.stack(itf["features"].to_numpy())
+        iterations = args.spark_iterations or args.iterations
         return {
-            "engine": "Spark MLlib ALS, local[2]",
-            "s_per_iter": total / args.iterations,
+            "engine": f"Spark MLlib ALS, local[2] ({iterations} iterations)",
+            "s_per_iter": total / iterations,
             "fit_s": total,
             "ndcg@10": ndcg_from_factors(users, items, train, test),
         }
@@ -296,12 +308,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"test nnz {test.nnz} ({time.perf_counter() - t0:.1f} s)",
         flush=True,
     )
-    als_rows = [run_single(train, test, args)]
-    print(f"  single: {als_rows[-1]['s_per_iter']:.3f} s/iter", flush=True)
+    # Engines interleaved, --repeats times: on a shared machine load changes by the minute,
+    # so every engine sees the same conditions; per-iteration times pooled, median taken.
+    runs: dict[str, list[dict[str, Any]]] = {"single": [], "dask": [], "dask_ckpt0": []}
     with local_cluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
-        als_rows.append(run_dask(train, test, client, args))
-        print(f"  dask:   {als_rows[-1]['s_per_iter']:.3f} s/iter", flush=True)
+        for rep in range(args.repeats):
+            runs["single"].append(run_single(train, test, args))
+            runs["dask"].append(run_dask(train, test, client, args, checkpoint_every=1))
+            runs["dask_ckpt0"].append(run_dask(train, test, client, args, checkpoint_every=0))
+            print(
+                f"  repeat {rep}: "
+                + ", ".join(f"{k} {v[-1]['s_per_iter']:.3f} s/iter" for k, v in runs.items()),
+                flush=True,
+            )
+        als_rows = []
+        for reps in runs.values():
+            row = dict(reps[-1])
+            pooled = [t for r in reps for t in r["times"]]
+            row.pop("times")
+            row["s_per_iter"] = statistics.median(pooled)
+            row["fit_s"] = statistics.median(r["fit_s"] for r in reps)
+            als_rows.append(row)
+        # Paired: per repeat, dask median / single median (same minutes of machine load).
+        paired = [
+            d["s_per_iter"] / s_["s_per_iter"]
+            for d, s_ in zip(runs["dask"], runs["single"], strict=True)
+        ]
         single, dask_ = als_rows[0].pop("_model"), als_rows[1].pop("_model")
+        als_rows[2].pop("_model")
         diff = float(np.abs(single.user_factors_ - dask_.user_factors_).max())
         diff = max(diff, float(np.abs(single.item_factors_ - dask_.item_factors_).max()))
         with tempfile.TemporaryDirectory() as tmp:
@@ -309,6 +343,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.skip_spark:
         print("  spark: skipped (--skip-spark)")
     else:
+        spark_iters = args.spark_iterations or args.iterations
+        if spark_iters != args.iterations:
+            # NDCG at equal iterations: tastebud with Spark's iteration count too.
+            row = run_single(train, test, args, iterations=spark_iters)
+            row.pop("_model")
+            row.pop("times")
+            als_rows.append(row)
         try:
             als_rows.append(run_spark(train, test, args))
             print(f"  spark:  {als_rows[-1]['s_per_iter']:.3f} s/iter", flush=True)
@@ -321,11 +362,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "s_per_iter" in r:
             r["vs_single"] = r["s_per_iter"] / base
             r["vs_dask"] = r["s_per_iter"] / dask_time
+            r["overhead_%"] = 100.0 * (r["vs_single"] - 1.0)
     print_table(
         f"ALS rank 64, {args.iterations} iterations, {train.n_users} x {train.n_items}, "
-        f"{train.nnz} train interactions (max |dask - single| factor diff {diff:.2e})",
+        f"{train.nnz} train interactions (max |dask - single| factor diff {diff:.2e}; "
+        f"{args.repeats} interleaved repeats, paired dask/single per repeat "
+        f"{', '.join(f'{v:.3f}' for v in paired)})",
         als_rows,
-        ["engine", "s_per_iter", "fit_s", "ndcg@10", "vs_single", "vs_dask"],
+        ["engine", "s_per_iter", "fit_s", "ndcg@10", "vs_single", "overhead_%", "vs_dask"],
     )
     print_table(
         f"recommend_all top-10 to Parquet, {train.n_users} users",
@@ -337,6 +381,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "cores": os.cpu_count(),
         "max_factor_diff": diff,
+        "paired_dask_over_single": paired,
         "als": als_rows,
         "recommend_all": rec_rows,
     }
@@ -352,6 +397,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=15)
     p.add_argument("--generator", choices=("fast", "synthetic"), default="fast")
     p.add_argument("--skip-spark", action="store_true")
+    p.add_argument(
+        "--spark-iterations", type=int, default=None,
+        help="Spark's iterations (default --iterations); when fewer, tastebud is also fitted "
+        "with as many, for NDCG@10 at equal iterations",
+    )  # fmt: skip
+    p.add_argument("--repeats", type=int, default=2, help="interleaved repeats of the ALS runs")
     p.add_argument("--spark-memory", default="8g")
 
 

@@ -59,8 +59,11 @@ def test_checkpoint_resumes_after_the_client_dies(client, tmp_path):
         if iteration == 1:
             raise KeyboardInterrupt("driver dies after iteration 1")
 
-    with pytest.raises(KeyboardInterrupt):
-        fit_als(ALS(**_params()), INTER, client=client, checkpoint_dir=tmp_path, callback=crash)
+    with pytest.raises(KeyboardInterrupt):  # checkpoints after iterations 1 and 3 only
+        fit_als(
+            ALS(**_params()), INTER, client=client, checkpoint_dir=tmp_path, checkpoint_every=2,
+            callback=crash,
+        )  # fmt: skip
     seen = []
     got = fit_als(
         ALS(**_params()), INTER, client=client, checkpoint_dir=tmp_path,
@@ -79,18 +82,24 @@ def test_fit_als_bad_input(client):
         fit_als(ALS(), INTER, client=client, blocks=0)
     with pytest.raises(ValueError, match="factors"):
         fit_als(ALS(factors=0), INTER, client=client)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fit_als(ALS(), INTER, client=client, checkpoint_every=-1)
     with pytest.raises(ValueError, match="empty"):
         fit_als(ALS(), INTER.matrix * 0, client=client)
 
 
-@pytest.mark.parametrize("noticed", [False, True], ids=["at-once", "after-scheduler-noticed"])
-def test_worker_killed_mid_fit_gives_the_same_result(client, noticed):
-    """SIGKILL one worker process between iterations (its scattered blocks and results are
-    lost): the fit redoes one half-iteration from the client's factors and ends with the
-    single-process result. "at-once" continues immediately (the next broadcast fails);
-    "after-scheduler-noticed" waits until the scheduler dropped the worker, so the next
-    half-iteration starts with lost inputs instead."""
-    client.wait_for_workers(2, timeout=60)
+@pytest.mark.parametrize(
+    ("noticed", "every"),
+    [(False, 1), (True, 1), (False, 0)],
+    ids=["at-once", "after-scheduler-noticed", "no-checkpoint"],
+)
+def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
+    """SIGKILL one worker process between iterations (its blocks and factor states are
+    lost): the fit places the blocks again on the workers alive, goes on from the last
+    checkpoint (with ``checkpoint_every=0``: from the start) and ends with the
+    single-process result. "at-once" continues immediately (the iteration in flight
+    fails); "after-scheduler-noticed" waits until the scheduler dropped the worker."""
+    client.wait_for_workers(2, timeout=300)
     want = ALS(**_params(iterations=5), num_threads=1).fit(INTER)
     killed = []
 
@@ -102,7 +111,10 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed):
             while noticed and address in client.nthreads():
                 time.sleep(0.05)
 
-    got = fit_als(ALS(**_params(iterations=5)), INTER, client=client, blocks=4, callback=kill_one)
+    got = fit_als(
+        ALS(**_params(iterations=5)), INTER, client=client, blocks=4, checkpoint_every=every,
+        callback=kill_one,
+    )  # fmt: skip
     assert killed
     _assert_same_fit(got, want)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts it; leave the cluster whole
+    client.wait_for_workers(2, timeout=300)  # the nanny restarts it; leave the cluster whole

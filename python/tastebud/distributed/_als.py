@@ -1,21 +1,34 @@
 """Block ALS on Dask: the single-process ALS of :mod:`tastebud.models.als`, one block per task.
 
-Layout (the block ALS of Spark MLlib, Das et al. 2017 "Distributed ALS on Spark"): the
+Layout (the block ALS of Spark MLlib; Das et al. 2017, "Distributed ALS on Spark"): the
 interaction matrix is cut twice, into blocks of users (rows of ``C``) and blocks of items
-(rows of ``C^T``); both partitionings are scattered to the workers once and stay there. A
-half-iteration broadcasts the fixed side's factors and its Gram matrix ``w0 * Y^T Y``
-(small: ``n x f`` and ``f x f``), each worker solves its blocks with the same C++ kernel as
-the single-process model (``als_solve``: per row, warm-started CG or Cholesky, one thread
-per row so the result does not depend on the partitioning or the threads), and the client
-gathers the solved blocks into the new factor matrix. With the same seed the factors are
-those of ``ALS.fit``.
+(rows of ``C^T``). Each block is scattered once to the worker that owns it and stays there.
 
-Fault tolerance: the client keeps the factors of the last completed half-iteration. If a
-worker dies, the half-iteration in flight is redone from them (blocks lost with the worker
-are scattered again), so a lost worker costs one half-iteration. With ``checkpoint_dir`` the
-factors are also written there (``.npz``, atomically) after every half-iteration, and a new
-``fit_als`` call on the same data and parameters resumes from the file (e.g. after the
-client process itself died).
+The client only orchestrates futures; factors reach it only at checkpoints, in the background:
+
+* A half-iteration is one task per block, pinned to the block's worker. Its arguments are
+  the block's interactions (local), its own factors of two halves ago (local; the CG warm
+  start) and *every* block state of the other side (futures: the worker fetches the ones
+  it lacks straight from the workers that computed them, into a reused buffer), from which
+  it assembles the fixed factor matrix ``Y`` and ``w0 * Y^T Y`` (one GEMM over the whole
+  ``Y``, as ``ALS.fit`` does: see ``_solve_against``). It solves its rows with the same
+  C++ kernel as the single-process model (``als_solve``; one thread per row, so a row's
+  result does not depend on the partitioning or the threads) and returns its new state,
+  which stays on that worker.
+* The client submits whole iterations (one ahead of the one it waits for), so workers
+  never wait on the client between half-iterations.
+
+With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
+thread for the Gram matrix; the test asks 1e-4).
+
+Fault tolerance: every ``checkpoint_every`` iterations the client fetches the factors
+(while the workers already run the next iteration) and keeps them; with ``checkpoint_dir``
+it also writes them there (``.npz``, atomically), and a new ``fit_als`` call on the same
+data and parameters resumes from the file (e.g. after the client process itself died). If
+a worker is lost, the blocks are placed again on the workers still alive (interactions
+re-sent from the client) and the fit goes on from the last checkpoint: with the default
+``checkpoint_every=1`` a lost worker costs the iteration in flight. The blocks keep their
+bounds, so the result is the same as without the failure.
 """
 
 from __future__ import annotations
@@ -26,8 +39,11 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,62 +65,115 @@ _MAX_RETRIES = 3
 _SCATTER_TIMEOUT = 60
 
 
-def _balanced_bounds(indptr: np.ndarray, blocks: int) -> list[tuple[int, int]]:
-    """Up to ``blocks`` contiguous row ranges with about equal numbers of entries."""
+# --------------------------------------------------------------------------- partitioning
+def _balanced_bounds(indptr: np.ndarray, blocks: int, row_cost: int = 0) -> list[tuple[int, int]]:
+    """Up to ``blocks`` contiguous row ranges of about equal cost.
+
+    The cost of rows ``[a, b)`` is ``nnz + row_cost * rows``: a CG step costs about
+    ``f^2 + 2 f nnz`` per row, so ``row_cost = f / 2`` balances solve time, not only entries.
+    """
     n = indptr.size - 1
     if n == 0:
         return []
-    targets = np.linspace(0, indptr[-1], blocks + 1)[1:-1]
-    cuts = np.searchsorted(indptr, targets, side="left")
+    cost = indptr.astype(np.float64) + row_cost * np.arange(n + 1, dtype=np.float64)
+    targets = np.linspace(0, cost[-1], blocks + 1)[1:-1]
+    cuts = np.searchsorted(cost, targets, side="left")
     edges = np.unique(np.concatenate([[0], np.clip(cuts, 0, n), [n]]))
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _block_payload(matrix: sp.csr_matrix, reg: np.ndarray, a: int, b: int) -> dict[str, Any]:
-    rows = matrix[a:b]
+    """Rows ``[a, b)`` as plain arrays (what is scattered; no sparse object is pickled)."""
+    lo, hi = int(matrix.indptr[a]), int(matrix.indptr[b])
     return {
-        "indptr": np.ascontiguousarray(rows.indptr, dtype=np.int64),
-        "indices": np.ascontiguousarray(rows.indices, dtype=np.int32),
-        "data": np.ascontiguousarray(rows.data, dtype=np.float32),
+        "indptr": np.ascontiguousarray(matrix.indptr[a : b + 1] - lo, dtype=np.int64),
+        "indices": np.ascontiguousarray(matrix.indices[lo:hi], dtype=np.int32),
+        "data": np.ascontiguousarray(matrix.data[lo:hi], dtype=np.float32),
         "reg": np.ascontiguousarray(reg[a:b], dtype=np.float32),
     }
 
 
-def _solve_block(
-    block: dict[str, Any],
-    fixed: dict[str, np.ndarray],
-    warm: np.ndarray,
-    alpha: float,
-    w0: float,
-    solver: int,
-    cg_steps: int,
-    num_threads: int,
-) -> np.ndarray:
-    """Worker task: new factors of one block's rows (CG warm-starts from ``warm``)."""
-    out = np.array(warm, dtype=np.float32, order="C", copy=True)
+# --------------------------------------------------------------------------- worker tasks
+#: A block's state: (factors (rows, f) float32, sum over its rows of
+#: reg_row * |factors_row|^2 as a Python float, for the training loss).
+State = tuple[np.ndarray, float]
+
+
+def _state(factors: np.ndarray, reg: np.ndarray) -> State:
+    norms = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+    return factors, float(reg.astype(np.float64) @ norms)
+
+
+#: Per worker process: reusable buffers for the assembled fixed matrix, by shape. Reusing
+#: them saves the first-touch page faults of a fresh 10-100 MB array every half-iteration.
+_POOL: dict[tuple[int, int], list[np.ndarray]] = {}
+_POOL_LOCK = threading.Lock()
+_POOL_SHAPES = 4
+
+
+@contextmanager
+def _assemble(states: tuple[State, ...]) -> Iterator[np.ndarray]:
+    """The full fixed factor matrix, from its blocks in order (valid inside the block)."""
+    if len(states) == 1:
+        yield states[0][0]
+        return
+    shape = (sum(s[0].shape[0] for s in states), states[0][0].shape[1])
+    with _POOL_LOCK:
+        free = _POOL.get(shape)
+        buf = free.pop() if free else None
+    if buf is None:
+        buf = np.empty(shape, dtype=np.float32)
+    try:
+        np.concatenate([s[0] for s in states], out=buf)
+        yield buf
+    finally:
+        with _POOL_LOCK:
+            if shape not in _POOL and len(_POOL) >= _POOL_SHAPES:
+                _POOL.clear()  # another fit: forget the old shapes
+            free = _POOL.setdefault(shape, [])
+            if len(free) < 2:
+                free.append(buf)
+
+
+def _solve_block(block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State) -> State:
+    """Worker task: new state of one block (CG warm-starts from its previous factors)."""
+    alpha, w0, solver, cg_steps, num_threads = params
+    with _assemble(fixed) as y:
+        return _solve_against(block, warm, y, alpha, w0, solver, cg_steps, num_threads)
+
+
+def _solve_against(
+    block: dict[str, np.ndarray], warm: State, y: np.ndarray, alpha: float, w0: float,
+    solver: int, cg_steps: int, num_threads: int,
+) -> State:  # fmt: skip
+    # The Gram matrix exactly as ALS.fit computes it (one GEMM over the whole matrix): the
+    # first half-iterations, against tiny initial factors, amplify its rounding ~1e4-fold,
+    # so per-block partial sums (a different rounding) would not reproduce ALS.fit to 1e-4.
+    gram = np.ascontiguousarray(w0 * (y.T @ y), dtype=np.float32)
+    out = np.array(warm[0], dtype=np.float32, order="C", copy=True)
     search._core().als_solve(
-        block["indptr"], block["indices"], block["data"], fixed["factors"], fixed["gram"],
-        block["reg"], out, alpha, w0, solver, cg_steps, num_threads,
+        block["indptr"], block["indices"], block["data"], y, gram, block["reg"], out, alpha,
+        w0, solver, cg_steps, num_threads,
     )  # fmt: skip
-    return out
+    return _state(out, block["reg"])
 
 
 def _loss_block(
-    block: dict[str, Any],
-    fixed: dict[str, np.ndarray],
-    solved: np.ndarray,
-    alpha: float,
-    w0: float,
-    num_threads: int,
-) -> float:
-    """Worker task: the user block's part of ALS's training loss (as ``ALS._loss``)."""
-    rows = search._core().als_loss(
-        block["indptr"], block["indices"], block["data"], fixed["factors"], fixed["plain_gram"],
-        block["reg"], np.ascontiguousarray(solved), alpha, w0, num_threads,
-    )  # fmt: skip
-    return float(rows.sum())
+    block: dict[str, np.ndarray], solved: State, params: tuple, *fixed: State
+) -> tuple[float, float]:
+    """Worker task: a user block's part of ALS's training loss (as ``ALS._loss``), and the
+    item side's regularisation term (the same on every block; the client takes block 0's)."""
+    alpha, w0, _, _, num_threads = params
+    with _assemble(fixed) as y:
+        rows = search._core().als_loss(
+            block["indptr"], block["indices"], block["data"], y,
+            np.ascontiguousarray(y.T @ y, dtype=np.float32), block["reg"], solved[0], alpha,
+            w0, num_threads,
+        )  # fmt: skip
+    return float(rows.sum()), float(sum(s[1] for s in fixed))
 
 
+# --------------------------------------------------------------------------- checkpoints
 def _fingerprint(model: Any, cui: sp.csr_matrix) -> str:
     h = hashlib.sha256()
     params = {k: v for k, v in model.get_params().items() if k not in ("num_threads",)}
@@ -140,7 +209,7 @@ def _write_checkpoint(
 def _read_checkpoint(
     directory: Path, fingerprint: str, x: np.ndarray, y: np.ndarray
 ) -> tuple[int, list[float]]:
-    """Load a matching checkpoint into ``x``/``y``; returns (completed halves, losses)."""
+    """Load a matching checkpoint into ``x``/``y``; returns (completed iterations, losses)."""
     path = directory / _CHECKPOINT
     if not path.exists():
         return 0, []
@@ -153,19 +222,20 @@ def _read_checkpoint(
             )
         x[...] = npz["user_factors"]
         y[...] = npz["item_factors"]
-        return int(meta["halves"]), [float(v) for v in npz["losses"]]
+        return int(meta["halves"]) // 2, [float(v) for v in npz["losses"]]
 
 
+# --------------------------------------------------------------------------- failures
 class LostData(RuntimeError):
-    """Data a half-iteration depends on was lost with a worker."""
+    """Data an iteration depends on was lost with a worker."""
 
 
-def _gather_watching(client: Any, tasks: list[Any], workers: set[str]) -> list[Any]:
-    """``client.gather(tasks)``, but raise ``LostData`` if one of ``workers`` goes away.
+def _wait_watching(client: Any, tasks: list[Any], workers: set[str]) -> None:
+    """Wait for ``tasks``, but raise ``LostData`` if one of ``workers`` goes away.
 
-    Scattered data has no lineage: when the worker holding it dies, tasks that need it can
-    wait forever. Polling the scheduler's worker list turns that into an error the caller
-    handles by redoing the half-iteration.
+    Tasks are pinned to their block's worker and scattered data has no lineage: when a
+    worker dies, tasks that need it can wait forever. Polling the scheduler's worker list
+    turns that into an error the caller handles by going back to the last checkpoint.
     """
     from distributed import wait
 
@@ -175,17 +245,19 @@ def _gather_watching(client: Any, tasks: list[Any], workers: set[str]) -> list[A
         except TimeoutError:
             pass
         else:
-            return client.gather(tasks)
+            bad = [f for f in tasks if f.status != "finished"]
+            if bad:
+                bad[0].result()  # raises the task's error (or a cancellation)
+                raise LostData(f"task {bad[0].key} ended as {bad[0].status!r}")
+            return
         lost = workers - set(client.nthreads())
         if lost or any(f.status in ("lost", "cancelled") for f in tasks):
-            raise LostData(f"worker(s) {sorted(lost)} left while a half-iteration was running")
+            raise LostData(f"worker(s) {sorted(lost)} left while an iteration was running")
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
-    """Errors that mean "a worker or its data was lost", after which a half-iteration is redone.
-
-    Errors raised by the kernel itself (bad input) are not among them and propagate.
-    """
+    """Errors that mean "a worker or its data was lost", after which the fit goes back to
+    its last checkpoint. Errors raised by the kernel itself (bad input) propagate."""
     import asyncio
 
     from distributed.client import FutureCancelledError
@@ -205,6 +277,168 @@ def _retryable() -> tuple[type[BaseException], ...]:
     )
 
 
+# --------------------------------------------------------------------------- driver
+class _BlockALS:
+    """The client side of one ``fit_als`` call: block placement, submission, checkpoints."""
+
+    def __init__(self, client: Any, model: Any, cui: sp.csr_matrix, p: dict[str, Any],
+                 blocks: int | None, num_threads: int, checkpoint_every: int,
+                 directory: Path | None, fingerprint: str,
+                 callback: Callable[[int, float, float | None], Any] | None) -> None:  # fmt: skip
+        self.c = client
+        self.p = p
+        n, m = cui.shape
+        f = p["factors"]
+        ciu = cui.T.tocsr()
+        ciu.sort_indices()
+        # The initialisation of ALS._fit, draw for draw.
+        rng = np.random.default_rng(model.random_state)
+        self.x = (rng.random((n, f), dtype=np.float32) * 0.01).astype(np.float32)
+        self.y = (rng.random((m, f), dtype=np.float32) * 0.01).astype(np.float32)
+        reg_u = model._row_reg(np.diff(cui.indptr), m, p)
+        reg_i = model._row_reg(np.diff(ciu.indptr), n, p)
+        self.directory, self.fingerprint = directory, fingerprint
+        self.done, self.losses = (
+            (0, [])
+            if directory is None
+            else _read_checkpoint(directory, fingerprint, self.x, self.y)
+        )
+        slots = self._slots()
+        n_blocks = blocks or len(slots)
+        self.sides = [
+            {"matrix": cui, "reg": reg_u, "factors": self.x,
+             "bounds": _balanced_bounds(cui.indptr, n_blocks, f // 2)},
+            {"matrix": ciu, "reg": reg_i, "factors": self.y,
+             "bounds": _balanced_bounds(ciu.indptr, n_blocks, f // 2)},
+        ]  # fmt: skip
+        self.params = (p["alpha"], p["w0"], p["solver"], p["cg_steps"], num_threads)
+        self.checkpoint_every = checkpoint_every
+        self.callback = callback
+        self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
+        self.cells = n * m - cui.nnz
+        self.workers: set[str] = set()
+
+    def _slots(self) -> list[str]:
+        """One entry per worker thread (workers sorted by address): where blocks go."""
+        nthreads = self.c.nthreads()
+        if not nthreads:
+            self.c.wait_for_workers(1, timeout=_SCATTER_TIMEOUT)
+            nthreads = self.c.nthreads()
+        slots = [[w] * max(1, int(t)) for w, t in sorted(nthreads.items())]
+        # Interleave so that consecutive blocks go to different workers first.
+        return [w for group in itertools.zip_longest(*slots) for w in group if w is not None]
+
+    def _place(self) -> None:
+        """Scatter every block's interactions and current state (from the client's factors
+        of the last checkpoint) to the workers alive now."""
+        slots = self._slots()
+        self.workers = set(slots)
+        for side in self.sides:
+            side["owners"] = [slots[j % len(slots)] for j in range(len(side["bounds"]))]
+            side["blocks"], side["states"] = [], []
+            for (a, b), owner in zip(side["bounds"], side["owners"], strict=True):
+                payload = _block_payload(side["matrix"], side["reg"], a, b)
+                state = _state(np.array(side["factors"][a:b]), payload["reg"])
+                futs = self.c.scatter(
+                    [payload, state], workers=[owner], hash=False, timeout=_SCATTER_TIMEOUT
+                )
+                side["blocks"].append(futs[0])
+                side["states"].append(futs[1])
+
+    def _submit_half(self, which: int, fixed: list[Any]) -> list[Any]:
+        side = self.sides[which]
+        side["states"] = [
+            self.c.submit(
+                _solve_block, block, state, self.params, *fixed,
+                workers=[owner], allow_other_workers=False, pure=False,
+            )
+            for block, state, owner in zip(side["blocks"], side["states"], side["owners"],
+                                           strict=True)
+        ]  # fmt: skip
+        return side["states"]
+
+    def _submit_iteration(self, it: int) -> dict[str, Any]:
+        users, items = self.sides
+        xs = self._submit_half(0, items["states"])
+        ys = self._submit_half(1, xs)
+        loss = []
+        if self.p["calculate_loss"]:
+            loss = [
+                self.c.submit(
+                    _loss_block, block, state, self.params, *ys,
+                    workers=[owner], allow_other_workers=False, pure=False,
+                )
+                for block, state, owner in zip(users["blocks"], xs, users["owners"], strict=True)
+            ]  # fmt: skip
+        return {"it": it, "xs": xs, "ys": ys, "loss": loss}
+
+    def _checkpoint(self, step: dict[str, Any]) -> None:
+        """Fetch the factors of a finished iteration into the client's copy (and the file)."""
+        # Everything is fetched before anything is written: a worker lost halfway through
+        # must leave the previous checkpoint intact.
+        fetched = [[fut.result()[0] for fut in futs] for futs in (step["xs"], step["ys"])]
+        for side, blocks in zip(self.sides, fetched, strict=True):
+            for (a, b), block in zip(side["bounds"], blocks, strict=True):
+                side["factors"][a:b] = block
+        if self.directory is not None:
+            _write_checkpoint(
+                self.directory, self.fingerprint, 2 * (step["it"] + 1), self.x, self.y,
+                self.losses,
+            )  # fmt: skip
+
+    def _iterate(self) -> None:
+        """Run from the last checkpoint to the end; raises a retryable error on a lost worker."""
+        iterations = self.p["iterations"]
+        self._place()
+        pending: deque[dict[str, Any]] = deque()
+        t0 = time.perf_counter()
+        for it in range(self.done, min(self.done + 2, iterations)):
+            pending.append(self._submit_iteration(it))
+        while pending:
+            step = pending.popleft()
+            _wait_watching(self.c, step["xs"] + step["ys"] + step["loss"], self.workers)
+            loss = None
+            if step["loss"]:
+                parts = self.c.gather(step["loss"])
+                total = sum(v for v, _ in parts) + parts[0][1]
+                loss = total / (self.confidence + self.p["w0"] * self.cells)
+                self.losses.append(loss)
+            it = step["it"]
+            last = it + 1 == iterations
+            if last or (self.checkpoint_every and (it + 1) % self.checkpoint_every == 0):
+                self._checkpoint(step)
+                self.done = it + 1
+            if self.callback is not None:
+                self.callback(it, time.perf_counter() - t0, loss)
+            t0 = time.perf_counter()
+            nxt = it + 2
+            if nxt < iterations:
+                pending.append(self._submit_iteration(nxt))
+
+    def run(self) -> None:
+        retryable = _retryable()
+        failures = 0
+        while True:
+            start = self.done
+            try:
+                self._iterate()
+                return
+            except retryable as exc:
+                failures = 0 if self.done > start else failures + 1
+                if failures > _MAX_RETRIES:
+                    raise
+                _log.warning(
+                    "ALS lost a worker or its data (%s: %s); going on from the checkpoint "
+                    "after iteration %d (retry %d of %d).",
+                    type(exc).__name__, exc, self.done, failures, _MAX_RETRIES,
+                )  # fmt: skip
+                # Losses of the iterations after the checkpoint are computed again.
+                self.losses = self.losses[: self.done]
+                for side in self.sides:
+                    side["blocks"], side["states"] = [], []
+                time.sleep(0.2 * failures)
+
+
 def fit_als(
     model: Any,
     interactions: Any,
@@ -212,6 +446,7 @@ def fit_als(
     client: Any = None,
     blocks: int | None = None,
     num_threads: int = 1,
+    checkpoint_every: int = 1,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     callback: Callable[[int, float, float | None], Any] | None = None,
 ) -> Any:
@@ -227,13 +462,17 @@ def fit_als(
     client : distributed.Client, str or None
         See :func:`tastebud.distributed.recommend_all`.
     blocks : int, optional
-        Blocks per side (user blocks and item blocks, balanced by number of interactions).
-        Default: twice the number of workers.
+        Blocks per side (user blocks and item blocks, balanced by solve cost). Default: one
+        per worker thread, each pinned to its worker.
     num_threads : int
         Threads of each block solve (0 = all cores of the worker's machine).
+    checkpoint_every : int
+        Fetch the factors to the client every this many iterations (overlapped with the
+        next iteration): a lost worker costs the iterations since the last checkpoint. 0:
+        only at the end (a lost worker restarts the fit from the start or ``checkpoint_dir``).
     checkpoint_dir : str or path-like, optional
-        Write the factors after every half-iteration and resume from them when the same fit
-        (same data and parameters) is started again.
+        Also write the factors there at every checkpoint and resume from them when the same
+        fit (same data and parameters) is started again.
     callback : callable, optional
         ``callback(iteration, seconds, loss)`` after each iteration, as for ``ALS.fit``.
 
@@ -244,6 +483,7 @@ def fit_als(
         ``ALS(same parameters).fit(interactions)``; a plain tastebud model (save, recommend,
         :func:`recommend_all` work as usual).
     """
+    from tastebud.models._factors import check_weights
     from tastebud.models.als import ALS
 
     if not isinstance(model, ALS):
@@ -251,167 +491,26 @@ def fit_als(
     num_threads = check_num_threads(num_threads)
     if blocks is not None:
         blocks = check_positive_int(blocks, "blocks")
-    p = model._checked()
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 0:  # fmt: skip
+        raise ValueError(f"checkpoint_every must be an int >= 0; got {checkpoint_every!r}.")
+    p = dict(model._checked())
+    p["calculate_loss"] = bool(model.calculate_training_loss)
     data = as_interactions(interactions)
-    from tastebud.models._factors import check_weights
-
     cui = check_weights(data.matrix)
     if cui.nnz == 0:
         raise ValueError("interactions are empty: every weight is zero.")
-    ciu = cui.T.tocsr()
-    ciu.sort_indices()
-    n, m = cui.shape
-    f = p["factors"]
-    # The initialisation of ALS._fit, draw for draw.
-    rng = np.random.default_rng(model.random_state)
-    x = (rng.random((n, f), dtype=np.float32) * 0.01).astype(np.float32)
-    y = (rng.random((m, f), dtype=np.float32) * 0.01).astype(np.float32)
-    reg_u = model._row_reg(np.diff(cui.indptr), m, p)
-    reg_i = model._row_reg(np.diff(ciu.indptr), n, p)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    fingerprint = _fingerprint(model, cui)
-    halves, losses = (
-        (0, []) if directory is None else _read_checkpoint(directory, fingerprint, x, y)
-    )
-    retryable = _retryable()
+    fingerprint = "" if directory is None else _fingerprint(model, cui)
     blas_limit = search._blas_controller().limit(limits=p["threads"], user_api="blas")
-    confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
 
     with session(client) as c, blas_limit:
-        n_blocks = blocks or max(1, 2 * len(c.scheduler_info().get("workers", {})))
-        sides = [
-            {"matrix": cui, "reg": reg_u, "bounds": _balanced_bounds(cui.indptr, n_blocks)},
-            {"matrix": ciu, "reg": reg_i, "bounds": _balanced_bounds(ciu.indptr, n_blocks)},
-        ]
-        for side in sides:
-            side["futures"] = [None] * len(side["bounds"])
-            side["warm"] = [None] * len(side["bounds"])
-
-        def block_future(side: dict[str, Any], j: int) -> Any:
-            fut = side["futures"][j]
-            if fut is None or fut.status != "finished":
-                a, b = side["bounds"][j]
-                payload = _block_payload(side["matrix"], side["reg"], a, b)
-                fut = c.scatter([payload], hash=False, timeout=_SCATTER_TIMEOUT)[0]
-                side["futures"][j] = fut
-            return fut
-
-        def forget_lost() -> None:
-            """After a failure: drop every warm start (they are re-sent from the client's
-            factors, cutting any lineage to lost data) and every block no live worker holds."""
-            alive = set(c.nthreads())
-            for side in sides:
-                side["warm"] = [None] * len(side["bounds"])
-                known = [f for f in side["futures"] if f is not None and f.status == "finished"]
-                try:
-                    holders = c.who_has(known) if known else {}
-                except Exception:  # a future was cancelled meanwhile: re-send every block
-                    holders = {}
-                side["futures"] = [
-                    f if f is not None and set(holders.get(f.key, ())) & alive else None
-                    for f in side["futures"]
-                ]
-
-        def warm_future(side: dict[str, Any], j: int, current: np.ndarray) -> Any:
-            """The block's current factors on the cluster (last result, else scattered)."""
-            fut = side["warm"][j]
-            if fut is None or fut.status != "finished":
-                a, b = side["bounds"][j]
-                fut = c.scatter([current[a:b]], hash=False, timeout=_SCATTER_TIMEOUT)[0]
-                side["warm"][j] = fut
-            return fut
-
-        def half_iteration(which: int) -> None:
-            side = sides[which]
-            solved, fixed = (x, y) if which == 0 else (y, x)
-            gram = np.ascontiguousarray(p["w0"] * (fixed.T @ fixed), dtype=np.float32)
-            for attempt in range(_MAX_RETRIES + 1):
-                try:
-                    workers = set(c.nthreads())
-                    # One copy scattered; workers fetch it from each other once each. (A
-                    # broadcast scatter can block on a worker that died unnoticed.)
-                    fixed_f = c.scatter(
-                        [{"factors": fixed, "gram": gram}], hash=False, timeout=_SCATTER_TIMEOUT
-                    )[0]
-                    tasks = []
-                    for j in range(len(side["bounds"])):
-                        tasks.append(
-                            c.submit(
-                                _solve_block,
-                                block_future(side, j),
-                                fixed_f,
-                                warm_future(side, j, solved),
-                                p["alpha"],
-                                p["w0"],
-                                p["solver"],
-                                p["cg_steps"],
-                                num_threads,
-                                pure=False,
-                            )
-                        )
-                    results = _gather_watching(c, tasks, workers)
-                except retryable as exc:
-                    if attempt == _MAX_RETRIES:
-                        raise
-                    # A worker was lost: redo this half-iteration from the client's factors.
-                    _log.warning(
-                        "ALS half-iteration %d failed (%s: %s); redoing it from the last "
-                        "factors (retry %d of %d).",
-                        halves, type(exc).__name__, exc, attempt + 1, _MAX_RETRIES,
-                    )  # fmt: skip
-                    forget_lost()
-                    continue
-                for (a, b), block in zip(side["bounds"], results, strict=True):
-                    solved[a:b] = block
-                side["warm"] = tasks
-                return
-
-        def training_loss() -> float:
-            plain = np.ascontiguousarray(y.T @ y, dtype=np.float32)
-            for attempt in range(_MAX_RETRIES + 1):
-                try:
-                    workers = set(c.nthreads())
-                    fixed_f = c.scatter(
-                        [{"factors": y, "plain_gram": plain}], hash=False, timeout=_SCATTER_TIMEOUT
-                    )[0]
-                    tasks = [
-                        c.submit(
-                            _loss_block,
-                            block_future(sides[0], j),
-                            fixed_f,
-                            warm_future(sides[0], j, x),
-                            p["alpha"],
-                            p["w0"],
-                            num_threads,
-                            pure=False,
-                        )
-                        for j in range(len(sides[0]["bounds"]))
-                    ]
-                    total = sum(_gather_watching(c, tasks, workers))
-                    break
-                except retryable:
-                    if attempt == _MAX_RETRIES:
-                        raise
-                    forget_lost()
-            total += float(reg_i @ np.einsum("ij,ij->i", y, y, dtype=np.float64))
-            return total / (confidence + p["w0"] * (n * m - cui.nnz))
-
-        t0 = time.perf_counter()
-        while halves < 2 * p["iterations"]:
-            half_iteration(halves % 2)
-            halves += 1
-            if halves % 2 == 0:
-                loss = None
-                if model.calculate_training_loss:
-                    loss = training_loss()
-                    losses.append(loss)
-            if directory is not None:
-                _write_checkpoint(directory, fingerprint, halves, x, y, losses)
-            if halves % 2 == 0:
-                if callback is not None:
-                    callback(halves // 2 - 1, time.perf_counter() - t0, loss)
-                t0 = time.perf_counter()
-
+        run = _BlockALS(
+            c, model, cui, p, blocks, num_threads, int(checkpoint_every), directory,
+            fingerprint, callback,
+        )  # fmt: skip
+        run.run()
+    x, y = run.x, run.y
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise FitError("ALS produced NaN or infinite factors: lower alpha or raise regularization.")
     model.users_ = data.users
@@ -419,6 +518,6 @@ def fit_als(
     model.seen_ = cui
     model.user_factors_ = x
     model.item_factors_ = y
-    model.loss_history_ = np.asarray(losses, dtype=np.float64)
+    model.loss_history_ = np.asarray(run.losses, dtype=np.float64)
     model._refresh_popularity()
     return model
