@@ -173,7 +173,7 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
                         carray<float> t_data, int64_t nt, int64_t d, py::object q_sq_obj,
                         py::object t_sq_obj, int kind, double alpha, double shrink,
                         int min_support, int64_t self_offset, int k, bool sort_by_index,
-                        int num_threads) {
+                        int num_threads, bool positive_only) {
     require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
     require(k >= 1, "k must be >= 1");
     require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
@@ -200,6 +200,7 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
     opt.self_offset = self_offset;
     opt.k = k;
     opt.sort_by_index = sort_by_index;
+    opt.positive_only = positive_only;
     carray<int32_t> out_index({nq, static_cast<int64_t>(k)});
     carray<float> out_score({nq, static_cast<int64_t>(k)});
     carray<int32_t> out_count(nq);
@@ -299,7 +300,7 @@ py::tuple knn_predict_py(carray<int64_t> x, carray<int64_t> y, carray<int64_t> s
     int32_t *ok = out_k.mutable_data();
     {
         py::gil_scoped_release nogil;
-        knn_predict(px, py_, n, sim, ctx, k, oe, ok, num_threads);
+        knn_predict(px, py_, n, sim, ctx, k, oe, ok, num_threads, n_q, n_x);
     }
     return py::make_tuple(out_est, out_k);
 }
@@ -786,7 +787,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("t_data").noconvert(), py::arg("nt"), py::arg("d"), py::arg("q_sq"),
           py::arg("t_sq"), py::arg("kind"), py::arg("alpha"), py::arg("shrink"),
           py::arg("min_support"), py::arg("self_offset"), py::arg("k"), py::arg("sort_by_index"),
-          py::arg("num_threads"),
+          py::arg("num_threads"), py::arg("positive_only") = false,
           "Top-k sparse similarity between the rows of Q and of T (given T^T in CSR).");
     m.def("sparse_knn_symmetric", &sparse_knn_symmetric_py, py::arg("x_indptr").noconvert(),
           py::arg("x_indices").noconvert(), py::arg("x_data").noconvert(), py::arg("n"),

@@ -144,6 +144,124 @@ def test_matches_implicit_cosine_when_installed():
     assert same / x.shape[1] >= 0.98
 
 
+def _exact_topk(sim: np.ndarray, k: int, exclude_diagonal: bool) -> list[list[int]]:
+    """Per row: indices of the k best non-zero entries (ties: lower index), numpy-vectorised."""
+    out = []
+    for i in range(sim.shape[0]):
+        row = sim[i]
+        cand = np.flatnonzero(row != 0)
+        if exclude_diagonal:
+            cand = cand[cand != i]
+        order = np.lexsort((cand, -row[cand]))[:k]
+        out.append(cand[order].tolist())
+    return out
+
+
+def _neighbour_lists(graph: sp.csr_matrix) -> list[list[int]]:
+    """Per row: the neighbour indices best first (ties: lower index)."""
+    rows = []
+    for i in range(graph.shape[0]):
+        idx, val = graph[i].indices, graph[i].data
+        rows.append(idx[np.lexsort((idx, -val))].tolist())
+    return rows
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    layout=st.sampled_from(["dense", "medium", "one_column"]),
+    kind=st.sampled_from(["dot", "cosine", "jaccard"]),
+    k=st.integers(1, 64),
+    threads=st.sampled_from([1, 2]),
+)
+def test_row_kernel_long_rows_match_reference(seed, layout, kind, k, threads):
+    """Rows with >= 1024 candidates (the sampled guess-and-verify threshold), through both the
+    dense-scan and the touched-list paths, on small integer values (many exact ties)."""
+    rng = np.random.default_rng(seed)
+    if layout == "one_column":  # 1200 rows sharing column 0 only: touched-list path, long rows
+        n, d = 2600, 4
+        rows = np.concatenate([np.arange(1200), rng.integers(1200, n, 300)])
+        cols = np.concatenate([np.zeros(1200, int), rng.integers(1, d, 300)])
+    else:
+        n, d = 1100, 40 if layout == "dense" else 12
+        nnz = 18000 if layout == "dense" else 2500
+        rows, cols = rng.integers(0, n, nnz), rng.integers(0, d, nnz)
+    vals = rng.integers(1, 4, rows.size).astype(np.float32)
+    x = sp.csr_matrix((vals, (rows, cols)), shape=(n, d))
+    x.sum_duplicates()
+    got = sparse_similarity(x, k, similarity=kind, num_threads=threads)
+    dense = x.toarray().astype(np.float64)
+    sim, _ = ref.similarity_dense(dense, dense, kind)
+    sim = sim.astype(np.float32).astype(np.float64)
+    if kind == "dot":  # integer dot products: exact, so the lists must be identical
+        assert _neighbour_lists(got) == _exact_topk(sim, k, True)
+    else:
+        want = _exact_topk(sim, k, True)
+        lists = _neighbour_lists(got)
+        for i in range(n):
+            gv = np.sort(got[i].data)[::-1]
+            wv = np.sort(sim[i, want[i]])[::-1]
+            np.testing.assert_allclose(gv, wv, rtol=1e-5, err_msg=f"row {i}")
+            if wv.size:
+                cut = wv[-1] * (1 + 1e-5)
+                assert {j for j in want[i] if sim[i, j] > cut} <= set(lists[i]), f"row {i}"
+
+
+def test_row_kernel_threshold_guess_too_high_falls_back():
+    """The sampled threshold guess lands on the only two large values: fewer than k
+    candidates pass it, so the row is selected again exactly."""
+    n, k = 2560, 10
+    col0 = np.ones(n, np.float32)
+    col0[[5, 15]] = 9.0  # two of the sampled positions (t * n / 256 + 5)
+    x = sp.csr_matrix(col0[:, None])
+    got = sparse_similarity(x, k, similarity="dot", num_threads=1)
+    assert _neighbour_lists(got)[0] == [5, 15, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert _neighbour_lists(got)[5] == [15, 0, 1, 2, 3, 4, 6, 7, 8, 9]
+
+
+@settings(max_examples=25, deadline=None)
+@given(x=sparse_matrices, kind=st.sampled_from(["cosine", "dot", "jaccard"]), k=st.integers(1, 12))
+def test_symmetric_kernel_equals_row_kernel(x, kind, k):
+    from tastebud.models.knn import _knn_symmetric
+
+    x = abs(x)
+    got = (
+        _knn_symmetric(
+            sp.csr_matrix(x, dtype=np.float32),
+            int(min(k, max(x.shape[0], 1))),
+            kind,
+            alpha=0.5,
+            shrink=0.0,
+            min_support=1,
+            exclude_self=True,
+            num_threads=2,
+        )
+        if x.shape[0]
+        else sp.csr_matrix((0, 0), dtype=np.float32)
+    )
+    want = sparse_similarity(x, k, similarity=kind, num_threads=1)
+    assert got.shape == want.shape
+    _assert_same_graph(got, _rows_as_dicts(want))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x=sparse_matrices,
+    kind=st.sampled_from(["cosine", "pearson", "common_cosine", "msd", "dot"]),
+    k=st.integers(1, 12),
+)
+def test_positive_only_keeps_the_positive_part(x, kind, k):
+    from tastebud.models.knn import _csr32, _knn
+
+    x = _csr32(x)
+    got = _knn(x, x, k, kind, exclude_self=True, num_threads=2, positive_only=True)
+    sim, _ = ref.similarity_dense(x.toarray(), x.toarray(), kind)
+    sim = sim.astype(np.float32).astype(np.float64)
+    sim[sim < 0] = 0.0
+    _assert_same_graph(got, ref.topk_rows(sim, k, True))
+    assert (got.data > 0).all()
+
+
 def test_bad_input():
     x = sp.csr_matrix(np.eye(3, dtype=np.float32))
     with pytest.raises(ValueError, match="similarity must be one of"):
