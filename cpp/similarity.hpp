@@ -911,6 +911,33 @@ inline void sparse_score_topk(const CsrF &q, int64_t nq, const CsrF &mat, int64_
 }
 
 // ---------------------------------------------------------------------------------------------
+// Baselines by alternating least squares (Koren 2010; Surprise's baseline_als): each epoch sets
+//   b_i = sum_u (r_ui - mu - b_u) / (reg_items + |U_i|), then
+//   b_u = sum_i (r_ui - mu - b_i) / (reg_users + |I_u|).
+// R is users x items CSR; sums run in CSR order (as numpy's bincount over the COO entries).
+inline void als_baselines(const CsrF &r, int64_t n_users, int64_t n_items, double mu,
+                          int iterations, double reg_users, double reg_items, double *bu,
+                          double *bi) {
+    std::vector<double> sum_i(n_items), cnt_i(n_items, 0.0);
+    for (int64_t u = 0; u < n_users; ++u) bu[u] = 0.0;
+    for (int64_t i = 0; i < n_items; ++i) bi[i] = 0.0;
+    for (int64_t t = 0; t < r.indptr[n_users]; ++t) cnt_i[r.indices[t]] += 1.0;
+    for (int it = 0; it < iterations; ++it) {
+        std::fill(sum_i.begin(), sum_i.end(), 0.0);
+        for (int64_t u = 0; u < n_users; ++u)
+            for (int64_t t = r.indptr[u]; t < r.indptr[u + 1]; ++t)
+                sum_i[r.indices[t]] += (static_cast<double>(r.data[t]) - mu) - bu[u];
+        for (int64_t i = 0; i < n_items; ++i) bi[i] = sum_i[i] / (reg_items + cnt_i[i]);
+        for (int64_t u = 0; u < n_users; ++u) {
+            double acc = 0.0;
+            for (int64_t t = r.indptr[u]; t < r.indptr[u + 1]; ++t)
+                acc += (static_cast<double>(r.data[t]) - mu) - bi[r.indices[t]];
+            bu[u] = acc / (reg_users + static_cast<double>(r.indptr[u + 1] - r.indptr[u]));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Neighbourhood rating prediction (Surprise's KNNBasic / KNNWithMeans / KNNBaseline core).
 // For each pair (x, y): the context row y of C (CSR, sorted indices: the x' that y rated, with
 // a residual value, e.g. r - mean[x'] or r - baseline) is intersected with the neighbour row x
@@ -954,38 +981,47 @@ inline void knn_predict(const int64_t *x, const int64_t *y, int64_t n_pairs, con
     if (n_pairs <= 1024) threads = 1;
     struct Scratch {
         std::vector<float> dense;
-        std::vector<std::pair<float, float>> cand;
+        std::vector<uint64_t> key;    // (similarity, position) packed as in KeyBuffer
+        std::vector<float> residual;  // by position
     };
     std::vector<Scratch> scratch(threads);
     detail::parallel_tasks(n_groups, threads, [&](int tid, int64_t g) {
         Scratch &s = scratch[tid];
         if (s.dense.empty()) s.dense.assign(std::max<int64_t>(n_x, 1), 0.0f);
         float *dense = s.dense.data();
-        auto &cand = s.cand;
+        auto &key = s.key;
+        auto &res = s.residual;
         const int64_t xi = groups[g];
         const int64_t a0 = sim.indptr[xi], a1 = sim.indptr[xi + 1];
         for (int64_t a = a0; a < a1; ++a) dense[sim.indices[a]] = sim.data[a];
         for (int64_t o = start[xi]; o < start[xi + 1]; ++o) {
             const int64_t p = order[o];
             const int64_t yi = y[p];
-            cand.clear();
+            key.clear();
+            res.clear();
             for (int64_t b = ctx.indptr[yi]; b < ctx.indptr[yi + 1]; ++b) {
                 const float sv = dense[ctx.indices[b]];
-                if (sv > 0.0f) cand.emplace_back(sv, ctx.data[b]);
+                if (sv > 0.0f) {
+                    // candidates come in increasing neighbour index, so the position breaks
+                    // ties towards the lower index
+                    key.push_back(detail::cand_key(sv, static_cast<int64_t>(res.size())));
+                    res.push_back(ctx.data[b]);
+                }
             }
-            // cand is in increasing neighbour index; a stable partial order keeps lower
-            // indices first among equal similarities.
-            if (static_cast<int64_t>(cand.size()) > k) {
-                std::stable_sort(cand.begin(), cand.end(),
-                                 [](const auto &l, const auto &r) { return l.first > r.first; });
-                cand.resize(k);
+            int64_t c = static_cast<int64_t>(key.size());
+            if (c > k) {
+                std::nth_element(key.begin(), key.begin() + (k - 1), key.end(),
+                                 std::greater<uint64_t>());
+                c = k;
             }
             double num = 0.0, den = 0.0;
-            for (const auto &c : cand) {
-                num += static_cast<double>(c.first) * c.second;
-                den += c.first;
+            for (int64_t t = 0; t < c; ++t) {
+                const float sv = detail::from_ordered_bits(static_cast<uint32_t>(key[t] >> 32));
+                const uint32_t pos = 0xFFFFFFFFu - static_cast<uint32_t>(key[t]);
+                num += static_cast<double>(sv) * res[pos];
+                den += sv;
             }
-            out_k[p] = static_cast<int32_t>(cand.size());
+            out_k[p] = static_cast<int32_t>(c);
             out_est[p] = den > 0.0 ? num / den : 0.0;
         }
         for (int64_t a = a0; a < a1; ++a) dense[sim.indices[a]] = 0.0f;

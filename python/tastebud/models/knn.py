@@ -47,8 +47,6 @@ _KINDS = {
 }
 _GLOBAL = ("dot", "cosine", "asymmetric", "jaccard")
 _WEIGHTINGS = ("none", "tfidf", "bm25")
-#: rows of the similarity computed per kernel call (bounds the n x k output buffers)
-_BLOCK_ENTRIES = 1 << 24
 
 
 @functools.lru_cache(maxsize=1)
@@ -171,6 +169,12 @@ def weight_rows(
 
 
 # --------------------------------------------------------------------------- the kernel
+def _row_sq(m: sp.csr_matrix) -> np.ndarray:
+    """Row sums of squares (float64) of a CSR matrix."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return np.bincount(rows, weights=m.data.astype(np.float64) ** 2, minlength=m.shape[0])
+
+
 def _knn(
     queries: sp.csr_matrix,
     targets: sp.csr_matrix,
@@ -197,55 +201,27 @@ def _knn(
     tt_parts = _parts(tt)
     q_sq = t_sq = None
     if kind in ("cosine", "asymmetric", "jaccard"):
-        rows_of = np.repeat(np.arange(nt), np.diff(targets.indptr))
-        t_sq = np.bincount(rows_of, weights=targets.data.astype(np.float64) ** 2, minlength=nt)
-    threads = search.resolve_threads(num_threads)
-    block = max(1, _BLOCK_ENTRIES // k)
-    indptrs: list[np.ndarray] = []
-    indices: list[np.ndarray] = []
-    data: list[np.ndarray] = []
-    for start in range(0, max(nq, 1), block):
-        stop = min(nq, start + block)
-        qb = queries[start:stop]
-        if kind in ("cosine", "asymmetric", "jaccard"):
-            if queries is targets:
-                q_sq = np.ascontiguousarray(t_sq[start:stop])
-            else:
-                q_sq = np.asarray(qb.multiply(qb).sum(axis=1), dtype=np.float64).ravel()
-        idx, scores, counts = _core().sparse_knn(
-            *_parts(qb),
-            stop - start,
-            *tt_parts,
-            nt,
-            d,
-            q_sq,
-            t_sq,
-            _KINDS[kind],
-            float(alpha),
-            float(shrink),
-            int(min_support),
-            start if exclude_self else -1,
-            k,
-            True,
-            threads,
-            positive_only=positive_only,
-        )
-        mask = idx >= 0
-        indices.append(idx[mask])
-        data.append(scores[mask])
-        indptrs.append(counts.astype(np.int64))
-        if nq == 0:
-            break
-    lengths = np.concatenate(indptrs) if indptrs else np.zeros(0, np.int64)
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    out = sp.csr_matrix(
-        (
-            np.concatenate(data) if data else np.zeros(0, np.float32),
-            np.concatenate(indices) if indices else np.zeros(0, np.int32),
-            indptr,
-        ),
-        shape=(nq, nt),
+        t_sq = _row_sq(targets)
+        q_sq = t_sq if queries is targets else _row_sq(queries)
+    # rows are computed in blocks of bounded padded size and compacted to CSR in C++
+    indptr, indices, data = _core().sparse_knn_csr(
+        *_parts(queries),
+        nq,
+        *tt_parts,
+        nt,
+        d,
+        q_sq,
+        t_sq,
+        _KINDS[kind],
+        float(alpha),
+        float(shrink),
+        int(min_support),
+        0 if exclude_self else -1,
+        k,
+        search.resolve_threads(num_threads),
+        positive_only=positive_only,
     )
+    out = sp.csr_matrix((data, indices, indptr), shape=(nq, nt))
     out.has_sorted_indices = True
     return out
 
@@ -855,17 +831,17 @@ def als_baselines(
     ``b_u = sum_i (r_ui - mu - b_i) / (reg_users + |I_u|)``, as Surprise's
     ``baseline_als`` (items first).
     """
-    coo = matrix.tocoo()
-    rows, cols = coo.row, coo.col
-    r = coo.data.astype(np.float64) - global_mean
-    n_u, n_i = matrix.shape
-    cnt_u = np.bincount(rows, minlength=n_u)
-    cnt_i = np.bincount(cols, minlength=n_i)
-    bu = np.zeros(n_u)
-    bi = np.zeros(n_i)
-    for _ in range(iterations):
-        bi = np.bincount(cols, weights=r - bu[rows], minlength=n_i) / (reg_items + cnt_i)
-        bu = np.bincount(rows, weights=r - bi[cols], minlength=n_u) / (reg_users + cnt_u)
+    r = _csr32(matrix, "matrix")
+    n_u, n_i = r.shape
+    bu, bi = _core().als_baselines(
+        *_parts(r),
+        n_u,
+        n_i,
+        float(global_mean),
+        int(iterations),
+        float(reg_users),
+        float(reg_items),
+    )
     return bu, bi
 
 
