@@ -34,13 +34,24 @@ namespace tastebud {
 // Q walks row u of T^T and accumulates into a dense per-thread accumulator of length nt,
 // remembering which targets it touched (Gustavson's row-by-row SpGEMM, the algorithm of
 // implicit's all_pairs_knn). The similarity of every touched target is then formed from the
-// accumulated sums and offered to a bounded heap, so the nq x nt product never exists; memory
-// is O(threads * nt + nq * k).
+// accumulated sums and offered to a bounded top-k selection, so the nq x nt product never
+// exists; memory is O(threads * nt + nq * k).
+//
+// Selection (detail::KeyBuffer): each candidate is one uint64 key (order-preserving score
+// bits, complemented index), so the "k best, ties to the lower index" order is a plain integer
+// order and independent of the offer order. Keys above a threshold go to a 4k buffer cut back
+// to k by nth_element when full. A row with many candidates first guesses its threshold
+// from a 256-point sample (about the 2k-th best) and verifies it afterwards (at least k
+// accepted means the guess was not above the k-th best; otherwise the row is selected again
+// without it): the exact result at far fewer accepted candidates than a one-pass heap or
+// buffer, whose threshold rises only as k ln(n / k) candidates are accepted. Rows whose
+// product covers much of [0, nt) scan the accumulator densely; others record touched targets
+// branch-free. Cosine without shrinkage multiplies by precomputed inverse norms.
 //
 // Two families of accumulators:
 //  * "global norms" (dot, cosine, asymmetric cosine, Jaccard/Tanimoto): only the dot product
-//    and the support count are accumulated (float, like implicit, so results match it
-//    bitwise); norms are the precomputed sums of squares of whole rows.
+//    and the support count are accumulated (float, like implicit, so neighbour lists match
+//    its up to ties); norms are the precomputed sums of squares of whole rows.
 //  * "common support" (Pearson, cosine over co-rated entries): also the sums and sums of
 //    squares of both sides over the entries the two rows share (double, because Pearson's
 //    n*sum(ab) - sum(a)sum(b) cancels), as Surprise computes pearson / pearson_baseline.
@@ -346,11 +357,10 @@ void global_row(const CsrF &q, const CsrF &tt, int64_t nt, int64_t i, double q_t
         return global_sim<KIND>(d, q_term, KIND == sim_dot ? 0.0 : t_term[j], q_inv,
                                 use_inv ? t_inv[j] : 0.0, shrink, use_inv);
     };
-    auto consider = [&](int64_t j, float d, int32_t c) {
-        const float v = sim_of(j, d);
-        if (!(v >= sel.thr_score)) return;  // also rejects NaN
+    // the remaining tests of a target whose similarity v reached the threshold score
+    auto keep = [&](int64_t j, float v) {
         if (v == 0.0f || !std::isfinite(v)) return;
-        if (SUPPORT && c < min_support) return;
+        if (SUPPORT && cnt[j] < min_support) return;
         if (j == self_j) return;
         if (positive_only && !(v > 0.0f)) return;
         sel.offer(cand_key(v, j));
@@ -370,10 +380,37 @@ void global_row(const CsrF &q, const CsrF &tt, int64_t nt, int64_t i, double q_t
         const bool guessed = sel.guess(nt, [&](int64_t t) {
             return sim_of(t, dot[t]);
         });
-        for (int64_t j = 0; j < nt; ++j) consider(j, dot[j], SUPPORT ? cnt[j] : 0);
+        // In blocks of W targets: the similarities are computed in a straight (vectorisable)
+        // loop, the targets reaching the threshold score compacted branch-free, and only
+        // those go through the remaining tests.
+        auto scan = [&]() {
+            constexpr int64_t W = 64;
+            float vb[W];
+            int32_t pass[W];
+            for (int64_t j0 = 0; j0 < nt; j0 += W) {
+                const int64_t w = std::min(W, nt - j0);
+                if (KIND == sim_dot) {
+                    for (int64_t t = 0; t < w; ++t) vb[t] = dot[j0 + t];
+                } else if (KIND == sim_cosine && use_inv) {
+                    for (int64_t t = 0; t < w; ++t)
+                        vb[t] = static_cast<float>(static_cast<double>(dot[j0 + t]) *
+                                                   (q_inv * t_inv[j0 + t]));
+                } else {
+                    for (int64_t t = 0; t < w; ++t) vb[t] = sim_of(j0 + t, dot[j0 + t]);
+                }
+                const float thr = sel.thr_score;  // NaN similarities never pass
+                int m = 0;
+                for (int64_t t = 0; t < w; ++t) {
+                    pass[m] = static_cast<int32_t>(t);
+                    m += vb[t] >= thr;
+                }
+                for (int p = 0; p < m; ++p) keep(j0 + pass[p], vb[pass[p]]);
+            }
+        };
+        scan();
         if (guessed && sel.n < sel.k) {  // the guess was too high: select again, exactly
             sel.reset();
-            for (int64_t j = 0; j < nt; ++j) consider(j, dot[j], SUPPORT ? cnt[j] : 0);
+            scan();
         }
         std::fill(dot, dot + nt, 0.0f);
         if (SUPPORT) std::fill(cnt, cnt + nt, 0);
@@ -392,10 +429,29 @@ void global_row(const CsrF &q, const CsrF &tt, int64_t nt, int64_t i, double q_t
         }
     }
     const bool guessed = sel.guess(m, [&](int64_t t) { return sim_of(touched[t], dot[touched[t]]); });
-    for (int64_t t = 0; t < m; ++t) consider(touched[t], dot[touched[t]], cnt[touched[t]]);
+    // as the dense scan: blocks of similarities, branch-free compaction of those reaching
+    // the threshold score
+    auto scan = [&]() {
+        constexpr int64_t W = 64;
+        float vb[W];
+        int32_t pass[W];
+        for (int64_t t0 = 0; t0 < m; t0 += W) {
+            const int64_t w = std::min(W, m - t0);
+            const int32_t *js = touched + t0;
+            for (int64_t t = 0; t < w; ++t) vb[t] = sim_of(js[t], dot[js[t]]);
+            const float thr = sel.thr_score;
+            int np = 0;
+            for (int64_t t = 0; t < w; ++t) {
+                pass[np] = static_cast<int32_t>(t);
+                np += vb[t] >= thr;
+            }
+            for (int p = 0; p < np; ++p) keep(js[pass[p]], vb[pass[p]]);
+        }
+    };
+    scan();
     if (guessed && sel.n < sel.k) {  // the guess was too high: select again, exactly
         sel.reset();
-        for (int64_t t = 0; t < m; ++t) consider(touched[t], dot[touched[t]], cnt[touched[t]]);
+        scan();
     }
     for (int64_t t = 0; t < m; ++t) {
         dot[touched[t]] = 0.0f;
