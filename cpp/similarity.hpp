@@ -1053,20 +1053,23 @@ inline void knn_predict(const int64_t *x, const int64_t *y, int64_t n_pairs, con
         for (int64_t o = start[xi]; o < start[xi + 1]; ++o) {
             const int64_t p = order[o];
             const int64_t yi = y[p];
-            key.clear();
-            res.clear();
-            for (int64_t b = ctx.indptr[yi]; b < ctx.indptr[yi + 1]; ++b) {
-                const float sv = dense[ctx.indices[b]];
-                if (sv > 0.0f) {
-                    // candidates come in increasing neighbour index, so the position breaks
-                    // ties towards the lower index
-                    key.push_back(detail::cand_key(sv, static_cast<int64_t>(res.size())));
-                    res.push_back(ctx.data[b]);
-                }
+            const int64_t b0 = ctx.indptr[yi], len = ctx.indptr[yi + 1] - b0;
+            if (static_cast<int64_t>(key.size()) < len + 1) {
+                key.resize(len + 1);
+                res.resize(len + 1);
             }
-            int64_t c = static_cast<int64_t>(key.size());
+            // branch-free collection of the rated neighbours with positive similarity; they
+            // come in increasing neighbour index, so the position breaks ties towards the
+            // lower index
+            int64_t c = 0;
+            for (int64_t b = 0; b < len; ++b) {
+                const float sv = dense[ctx.indices[b0 + b]];
+                key[c] = detail::cand_key(sv, c);
+                res[c] = ctx.data[b0 + b];
+                c += sv > 0.0f;
+            }
             if (c > k) {
-                std::nth_element(key.begin(), key.begin() + (k - 1), key.end(),
+                std::nth_element(key.begin(), key.begin() + (k - 1), key.begin() + c,
                                  std::greater<uint64_t>());
                 c = k;
             }
