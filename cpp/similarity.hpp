@@ -297,11 +297,18 @@ struct KeyBuffer {
         n = k;
     }
     // Writes the k best (best first, or by target index) to out; pads with (-1, 0).
-    int write(int32_t *out_index, float *out_score, bool by_index) {
+    // offered_in_order: every key was offered in increasing target index and none was cut
+    // away (k >= candidates), so the buffer already is in target order.
+    int write(int32_t *out_index, float *out_score, bool by_index, bool offered_in_order = false) {
         if (n > k) cut();
         const int c = n;
         uint64_t *b = buf.data();
-        if (by_index) {
+        if (by_index && offered_in_order) {
+            for (int t = 0; t < c; ++t) {
+                out_index[t] = static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(b[t]));
+                out_score[t] = from_ordered_bits(static_cast<uint32_t>(b[t] >> 32));
+            }
+        } else if (by_index) {
             for (int t = 0; t < c; ++t) {  // re-key: index high, score low
                 const uint64_t idx = 0xFFFFFFFFu - static_cast<uint32_t>(b[t]);
                 b[t] = (idx << 32) | (b[t] >> 32);
@@ -514,6 +521,8 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
     if (threads > tasks) threads = static_cast<int>(std::max<int64_t>(1, tasks));
     const bool use_inv =
         (kind == sim_cosine || kind == sim_asymmetric) && opt.shrink == 0.0;
+    // k >= nt and output by index: the buffer never cuts and keeps every candidate
+    const bool keep_all = opt.sort_by_index && static_cast<int64_t>(k) >= nt;
 
     std::vector<double> t_term, t_inv;
     if (!common && kind != sim_dot) {
@@ -572,6 +581,21 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
                                                           s.touched.data())
                         : detail::accumulate_common<false>(q, tt, i, s.acc.data(), cnt,
                                                            s.touched.data());
+                if (keep_all) {
+                    // every candidate is kept: offer them in target order, so the output
+                    // needs no sort (touched rewritten in order by a branch-free scan of
+                    // the support counts, or sorted when short)
+                    int32_t *tc = s.touched.data();
+                    if (m * 8 >= nt) {
+                        int64_t m2 = 0;
+                        for (int64_t j = 0; j < nt; ++j) {
+                            tc[m2] = static_cast<int32_t>(j);
+                            m2 += cnt[j] != 0;
+                        }
+                    } else {
+                        std::sort(tc, tc + m);
+                    }
+                }
                 for (int64_t t = 0; t < m; ++t) {
                     const int32_t j = s.touched[t];
                     const int32_t n = cnt[j];
@@ -598,7 +622,8 @@ inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, co
                     s.sel.offer(detail::cand_key(sim, j));
                 }
             }
-            out_count[i] = s.sel.write(out_index + i * k, out_score + i * k, opt.sort_by_index);
+            out_count[i] = s.sel.write(out_index + i * k, out_score + i * k, opt.sort_by_index,
+                                       common && keep_all);
         }
     });
 }
