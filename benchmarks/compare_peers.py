@@ -1705,7 +1705,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--syn-items", type=int, default=20_000)
     p.add_argument("--syn-nnz", type=int, default=10_000_000)
     p.add_argument("--skip-rating", action="store_true")
-    p.set_defaults(func=lambda a: (bench_knn(a), None if a.skip_rating else bench_knn_rating(a)))
+    p.add_argument("--skip-itemknn", action="store_true", help="run only the KNNRating section")
+    p.set_defaults(
+        func=lambda a: (
+            None if a.skip_itemknn else bench_knn(a),
+            None if a.skip_rating else bench_knn_rating(a),
+        )
+    )
     p = sub.add_parser("ease", help="EASE vs ItemKNN and RP3beta (NDCG, fit time, memory)")
     p.add_argument("--data-dir", default="/work/shared/data")
     p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])

@@ -4,8 +4,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 #include <string>
 
 #include "als.hpp"
@@ -173,7 +175,7 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
                         carray<float> t_data, int64_t nt, int64_t d, py::object q_sq_obj,
                         py::object t_sq_obj, int kind, double alpha, double shrink,
                         int min_support, int64_t self_offset, int k, bool sort_by_index,
-                        int num_threads) {
+                        int num_threads, bool positive_only) {
     require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
     require(k >= 1, "k must be >= 1");
     require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
@@ -200,6 +202,7 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
     opt.self_offset = self_offset;
     opt.k = k;
     opt.sort_by_index = sort_by_index;
+    opt.positive_only = positive_only;
     carray<int32_t> out_index({nq, static_cast<int64_t>(k)});
     carray<float> out_score({nq, static_cast<int64_t>(k)});
     carray<int32_t> out_count(nq);
@@ -211,6 +214,84 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
         sparse_knn(q, nq, tt, nt, q_sq, t_sq, opt, oi, os, oc, num_threads);
     }
     return py::make_tuple(out_index, out_score, out_count);
+}
+
+// As sparse_knn, but returns the neighbour graph as CSR (indptr int64, indices int32 sorted
+// per row, data float32): rows are computed in blocks into padded scratch and compacted in C++.
+py::tuple sparse_knn_csr_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
+                            carray<float> q_data, int64_t nq, carray<int64_t> t_indptr,
+                            carray<int32_t> t_indices, carray<float> t_data, int64_t nt,
+                            int64_t d, py::object q_sq_obj, py::object t_sq_obj, int kind,
+                            double alpha, double shrink, int min_support, int64_t self_offset,
+                            int k, int num_threads, bool positive_only) {
+    require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
+    require(k >= 1, "k must be >= 1");
+    require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
+    CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
+    CsrF tt = check_csr(t_indptr, t_indices, t_data, d, nt, "target^T", false);
+    const bool global = kind == sim_cosine || kind == sim_asymmetric || kind == sim_jaccard;
+    py::object q_keep = q_sq_obj, t_keep = t_sq_obj;
+    const double *q_sq = nullptr, *t_sq = nullptr;
+    if (global) {
+        auto qs = q_sq_obj.cast<carray<double>>();
+        auto ts = t_sq_obj.cast<carray<double>>();
+        require(qs.ndim() == 1 && qs.shape(0) == nq, "q_sq must have one entry per query");
+        require(ts.ndim() == 1 && ts.shape(0) == nt, "t_sq must have one entry per target");
+        q_keep = qs;
+        t_keep = ts;
+        q_sq = qs.data();
+        t_sq = ts.data();
+    }
+    SparseKnnOptions opt;
+    opt.kind = kind;
+    opt.alpha = alpha;
+    opt.shrink = shrink;
+    opt.min_support = min_support;
+    opt.k = k;
+    opt.sort_by_index = true;
+    opt.positive_only = positive_only;
+    std::vector<int64_t> indptr(nq + 1, 0);
+    std::vector<int32_t> indices;
+    std::vector<float> data;
+    {
+        py::gil_scoped_release nogil;
+        const int64_t block = std::max<int64_t>(1, (int64_t(1) << 24) / k);
+        std::vector<int32_t> bi, bc;
+        std::vector<float> bs;
+        for (int64_t start = 0; start < nq; start += block) {
+            const int64_t rows = std::min(block, nq - start);
+            bi.resize(rows * k);
+            bs.resize(rows * k);
+            bc.resize(rows);
+            // the block's rows as a CSR of their own (indptr shifted to start at 0)
+            std::vector<int64_t> ip(rows + 1);
+            for (int64_t r = 0; r <= rows; ++r) ip[r] = q.indptr[start + r] - q.indptr[start];
+            const CsrF qb{ip.data(), q.indices + q.indptr[start], q.data + q.indptr[start]};
+            SparseKnnOptions o = opt;
+            o.self_offset = self_offset >= 0 ? self_offset + start : -1;
+            sparse_knn(qb, rows, tt, nt, q_sq ? q_sq + start : nullptr, t_sq, o, bi.data(),
+                       bs.data(), bc.data(), num_threads);
+            int64_t total = 0;
+            for (int64_t r = 0; r < rows; ++r) total += bc[r];
+            const int64_t base = static_cast<int64_t>(indices.size());
+            indices.resize(base + total);
+            data.resize(base + total);
+            int64_t pos = base;
+            for (int64_t r = 0; r < rows; ++r) {
+                std::copy(bi.begin() + r * k, bi.begin() + r * k + bc[r], indices.begin() + pos);
+                std::copy(bs.begin() + r * k, bs.begin() + r * k + bc[r], data.begin() + pos);
+                pos += bc[r];
+                indptr[start + r + 1] = pos;
+            }
+        }
+    }
+    carray<int64_t> out_indptr(nq + 1);
+    carray<int32_t> out_indices(static_cast<int64_t>(indices.size()));
+    carray<float> out_data(static_cast<int64_t>(data.size()));
+    std::copy(indptr.begin(), indptr.end(), out_indptr.mutable_data());
+    std::copy(indices.begin(), indices.end(), out_indices.mutable_data());
+    std::copy(data.begin(), data.end(), out_data.mutable_data());
+    return py::make_tuple(out_indptr, out_indices, out_data);
 }
 
 py::tuple sparse_knn_symmetric_py(carray<int64_t> x_indptr, carray<int32_t> x_indices,
@@ -299,9 +380,24 @@ py::tuple knn_predict_py(carray<int64_t> x, carray<int64_t> y, carray<int64_t> s
     int32_t *ok = out_k.mutable_data();
     {
         py::gil_scoped_release nogil;
-        knn_predict(px, py_, n, sim, ctx, k, oe, ok, num_threads);
+        knn_predict(px, py_, n, sim, ctx, k, oe, ok, num_threads, n_q, n_x);
     }
     return py::make_tuple(out_est, out_k);
+}
+
+py::tuple als_baselines_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> data,
+                           int64_t n_users, int64_t n_items, double global_mean, int iterations,
+                           double reg_users, double reg_items) {
+    require(iterations >= 0, "iterations must be >= 0");
+    require(reg_users >= 0 && reg_items >= 0, "regularisation must be >= 0");
+    CsrF r = check_csr(indptr, indices, data, n_users, n_items, "ratings", false);
+    carray<double> bu(n_users), bi(n_items);
+    double *pu = bu.mutable_data(), *pi = bi.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        als_baselines(r, n_users, n_items, global_mean, iterations, reg_users, reg_items, pu, pi);
+    }
+    return py::make_tuple(bu, bi);
 }
 
 // ------------------------------------------------------------------ ALS / BPR (cpp/als.hpp, sgd.hpp)
@@ -870,8 +966,16 @@ PYBIND11_MODULE(_core, m) {
           py::arg("t_data").noconvert(), py::arg("nt"), py::arg("d"), py::arg("q_sq"),
           py::arg("t_sq"), py::arg("kind"), py::arg("alpha"), py::arg("shrink"),
           py::arg("min_support"), py::arg("self_offset"), py::arg("k"), py::arg("sort_by_index"),
-          py::arg("num_threads"),
+          py::arg("num_threads"), py::arg("positive_only") = false,
           "Top-k sparse similarity between the rows of Q and of T (given T^T in CSR).");
+    m.def("sparse_knn_csr", &sparse_knn_csr_py, py::arg("q_indptr").noconvert(),
+          py::arg("q_indices").noconvert(), py::arg("q_data").noconvert(), py::arg("nq"),
+          py::arg("t_indptr").noconvert(), py::arg("t_indices").noconvert(),
+          py::arg("t_data").noconvert(), py::arg("nt"), py::arg("d"), py::arg("q_sq"),
+          py::arg("t_sq"), py::arg("kind"), py::arg("alpha"), py::arg("shrink"),
+          py::arg("min_support"), py::arg("self_offset"), py::arg("k"), py::arg("num_threads"),
+          py::arg("positive_only") = false,
+          "Top-k sparse similarity of the rows of Q against the rows of T, as a CSR graph.");
     m.def("sparse_knn_symmetric", &sparse_knn_symmetric_py, py::arg("x_indptr").noconvert(),
           py::arg("x_indices").noconvert(), py::arg("x_data").noconvert(), py::arg("n"),
           py::arg("d"), py::arg("t_indptr").noconvert(), py::arg("t_indices").noconvert(),
@@ -891,6 +995,11 @@ PYBIND11_MODULE(_core, m) {
           py::arg("c_indptr").noconvert(),
           py::arg("c_indices").noconvert(), py::arg("c_data").noconvert(), py::arg("n_y"),
           py::arg("k"), py::arg("num_threads"), "Neighbourhood rating estimates of pairs.");
+    m.def("als_baselines", &als_baselines_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("n_users"),
+          py::arg("n_items"), py::arg("global_mean"), py::arg("iterations"),
+          py::arg("reg_users"), py::arg("reg_items"),
+          "User and item baselines by alternating least squares (Surprise's baseline_als).");
     m.def("als_solve", &als_solve_py, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
           py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -32,13 +34,24 @@ namespace tastebud {
 // Q walks row u of T^T and accumulates into a dense per-thread accumulator of length nt,
 // remembering which targets it touched (Gustavson's row-by-row SpGEMM, the algorithm of
 // implicit's all_pairs_knn). The similarity of every touched target is then formed from the
-// accumulated sums and offered to a bounded heap, so the nq x nt product never exists; memory
-// is O(threads * nt + nq * k).
+// accumulated sums and offered to a bounded top-k selection, so the nq x nt product never
+// exists; memory is O(threads * nt + nq * k).
+//
+// Selection (detail::KeyBuffer): each candidate is one uint64 key (order-preserving score
+// bits, complemented index), so the "k best, ties to the lower index" order is a plain integer
+// order and independent of the offer order. Keys above a threshold go to a 4k buffer cut back
+// to k by nth_element when full. A row with many candidates first guesses its threshold
+// from a 256-point sample (about the 2k-th best) and verifies it afterwards (at least k
+// accepted means the guess was not above the k-th best; otherwise the row is selected again
+// without it): the exact result at far fewer accepted candidates than a one-pass heap or
+// buffer, whose threshold rises only as k ln(n / k) candidates are accepted. Rows whose
+// product covers much of [0, nt) scan the accumulator densely; others record touched targets
+// branch-free. Cosine without shrinkage multiplies by precomputed inverse norms.
 //
 // Two families of accumulators:
 //  * "global norms" (dot, cosine, asymmetric cosine, Jaccard/Tanimoto): only the dot product
-//    and the support count are accumulated (float, like implicit, so results match it
-//    bitwise); norms are the precomputed sums of squares of whole rows.
+//    and the support count are accumulated (float, like implicit, so neighbour lists match
+//    its up to ties); norms are the precomputed sums of squares of whole rows.
 //  * "common support" (Pearson, cosine over co-rated entries): also the sums and sums of
 //    squares of both sides over the entries the two rows share (double, because Pearson's
 //    n*sum(ab) - sum(a)sum(b) cancels), as Surprise computes pearson / pearson_baseline.
@@ -78,6 +91,7 @@ struct SparseKnnOptions {
     int64_t self_offset = -1;  // >= 0: skip target j == i + self_offset (self-similarity)
     int k = 100;
     bool sort_by_index = false;  // output each row by target index instead of best first
+    bool positive_only = false;  // keep only similarities > 0 (rating neighbourhoods)
 };
 
 namespace detail {
@@ -121,12 +135,17 @@ struct Selector {
         return a.first > b.first || (a.first == b.first && a.second < b.second);
     }
 
-    // Writes the best min(k, n) of all[0..n) to out (best first); returns how many.
-    int select_into(int32_t *out_index, float *out_score) {
+    // Writes the best min(k, n) of all[0..n) to out (best first, or by index when by_index
+    // and all fit: the caller then needs no reordering); returns how many.
+    int select_into(int32_t *out_index, float *out_score, bool by_index = false) {
         const int64_t n = static_cast<int64_t>(all.size());
         int count;
         if (n <= k) {
-            std::sort(all.begin(), all.end(), better);
+            if (by_index)
+                std::sort(all.begin(), all.end(),
+                          [](const auto &a, const auto &b) { return a.second < b.second; });
+            else
+                std::sort(all.begin(), all.end(), better);
             count = static_cast<int>(n);
             for (int j = 0; j < count; ++j) {
                 out_index[j] = static_cast<int32_t>(all[j].second);
@@ -193,180 +212,418 @@ inline void sort_row_by_index(int32_t *index, float *score, int c,
     tmp.clear();
 }
 
+namespace detail {
+
+// Candidates are packed into one uint64 key: the order-preserving bits of the float score in
+// the high half, the complement of the target index in the low half. A larger key is a better
+// candidate (higher score; among equal scores the lower index), so every comparison of the
+// selection is one integer compare, keys are unique, and the result does not depend on the
+// order in which candidates are offered.
+inline uint32_t ordered_bits(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+inline float from_ordered_bits(uint32_t o) {
+    const uint32_t b = (o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o;
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+inline uint64_t cand_key(float score, int64_t index) {
+    return (static_cast<uint64_t>(ordered_bits(score)) << 32) |
+           (0xFFFFFFFFu - static_cast<uint32_t>(index));
+}
+
+// Keeps the k best keys offered: keys above the threshold are appended; a full buffer
+// (cap > k entries) is cut to its k best with nth_element and the threshold raised to the
+// k-th key. Each rejected key was worse than k kept ones, so the buffer always holds the k
+// best offered. Amortised O(1) per accepted key; most offers cost one compare. Key 0 (an
+// invalid candidate) is never accepted.
+struct KeyBuffer {
+    std::vector<uint64_t> buf;
+    int k = 0;
+    int cap = 0;
+    int n = 0;
+    uint64_t thr = 0;
+    float thr_score = -std::numeric_limits<float>::infinity();  // score part of thr
+
+    void init(int k_, int64_t max_candidates) {
+        k = k_;
+        const int64_t c = std::min<int64_t>(4 * static_cast<int64_t>(k_), max_candidates + 1);
+        cap = static_cast<int>(std::max<int64_t>(c, k_ + 1));
+        buf.assign(cap, 0);
+    }
+    void reset() {
+        n = 0;
+        thr = 0;
+        thr_score = -std::numeric_limits<float>::infinity();
+    }
+    // Guess-and-verify threshold for a row of n candidates (many more than k): the score of
+    // about the 2k-th best, estimated from an evenly spaced sample of the candidates
+    // (value(t), t in [0, n)), becomes the initial threshold score. If at least k candidates
+    // are then accepted, every one of the k best was (it scores at least as high as the k-th
+    // accepted); otherwise the caller selects again after reset(). Returns whether it guessed.
+    template <class Value>
+    bool guess(int64_t n_cand, Value value) {
+        constexpr int S = 256;
+        if (n_cand < 16 * static_cast<int64_t>(k) || n_cand < 4 * S) return false;
+        float sample[S];
+        for (int t = 0; t < S; ++t) {
+            const float v = value((static_cast<int64_t>(t) * n_cand) / S + (n_cand / S) / 2);
+            sample[t] = (v != 0.0f && std::isfinite(v)) ? v : -std::numeric_limits<float>::infinity();
+        }
+        const int64_t q64 = (2 * static_cast<int64_t>(k) * S + n_cand - 1) / n_cand;
+        const int q = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(q64, S)));
+        std::nth_element(sample, sample + (q - 1), sample + S, std::greater<float>());
+        const float g = sample[q - 1];
+        if (!(g > -std::numeric_limits<float>::infinity())) return false;
+        thr_score = g;
+        return true;
+    }
+    void offer(uint64_t key) {
+        if (key > thr) {
+            buf[n++] = key;
+            if (n == cap) cut();
+        }
+    }
+    void cut() {
+        std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.begin() + n,
+                         std::greater<uint64_t>());
+        thr = buf[k - 1];
+        thr_score = from_ordered_bits(static_cast<uint32_t>(thr >> 32));
+        n = k;
+    }
+    // Writes the k best (best first, or by target index) to out; pads with (-1, 0).
+    // offered_in_order: every key was offered in increasing target index and none was cut
+    // away (k >= candidates), so the buffer already is in target order.
+    int write(int32_t *out_index, float *out_score, bool by_index, bool offered_in_order = false) {
+        if (n > k) cut();
+        const int c = n;
+        uint64_t *b = buf.data();
+        if (by_index && offered_in_order) {
+            for (int t = 0; t < c; ++t) {
+                out_index[t] = static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(b[t]));
+                out_score[t] = from_ordered_bits(static_cast<uint32_t>(b[t] >> 32));
+            }
+        } else if (by_index) {
+            for (int t = 0; t < c; ++t) {  // re-key: index high, score low
+                const uint64_t idx = 0xFFFFFFFFu - static_cast<uint32_t>(b[t]);
+                b[t] = (idx << 32) | (b[t] >> 32);
+            }
+            std::sort(b, b + c);
+            for (int t = 0; t < c; ++t) {
+                out_index[t] = static_cast<int32_t>(b[t] >> 32);
+                out_score[t] = from_ordered_bits(static_cast<uint32_t>(b[t]));
+            }
+        } else {
+            std::sort(b, b + c, std::greater<uint64_t>());
+            for (int t = 0; t < c; ++t) {
+                out_index[t] = static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(b[t]));
+                out_score[t] = from_ordered_bits(static_cast<uint32_t>(b[t] >> 32));
+            }
+        }
+        for (int t = c; t < k; ++t) {
+            out_index[t] = -1;
+            out_score[t] = 0.0f;
+        }
+        reset();
+        return c;
+    }
+};
+
+// The similarity of a global-norm kind from the accumulated dot product.
+template <int KIND>
+inline float global_sim(float dot, double q_term, double t_term, double q_inv, double t_inv,
+                        double shrink, bool use_inv) {
+    if (KIND == sim_dot) return dot;
+    if (KIND == sim_jaccard)
+        return static_cast<float>(dot / (q_term + t_term - static_cast<double>(dot) + shrink));
+    if (use_inv) return static_cast<float>(static_cast<double>(dot) * (q_inv * t_inv));
+    return static_cast<float>(dot / (q_term * t_term + shrink));
+}
+
+// One query row of a global-norm kind: accumulate Q[i] . T^T (float, in column order, as
+// implicit does), then offer every touched target. A row whose product covers a large part
+// of the targets scans the dense accumulator (no touched list); otherwise the touched
+// targets are recorded branch-free. A candidate below the buffer's threshold score is
+// rejected with one float compare before any other test.
+template <int KIND, bool SUPPORT>
+void global_row(const CsrF &q, const CsrF &tt, int64_t nt, int64_t i, double q_term, double q_inv,
+                const double *t_term, const double *t_inv, const SparseKnnOptions &opt,
+                bool use_inv, int64_t self_j, bool positive_only, float *__restrict dot,
+                int32_t *__restrict cnt, int32_t *__restrict touched, KeyBuffer &sel) {
+    int64_t work = 0;
+    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p)
+        work += tt.indptr[q.indices[p] + 1] - tt.indptr[q.indices[p]];
+    const double shrink = opt.shrink;
+    const int min_support = opt.min_support;
+    auto sim_of = [&](int64_t j, float d) {
+        return global_sim<KIND>(d, q_term, KIND == sim_dot ? 0.0 : t_term[j], q_inv,
+                                use_inv ? t_inv[j] : 0.0, shrink, use_inv);
+    };
+    // the remaining tests of a target whose similarity v reached the threshold score
+    auto keep = [&](int64_t j, float v) {
+        if (v == 0.0f || !std::isfinite(v)) return;
+        if (SUPPORT && cnt[j] < min_support) return;
+        if (j == self_j) return;
+        if (positive_only && !(v > 0.0f)) return;
+        sel.offer(cand_key(v, j));
+    };
+    if (work * 2 >= nt) {
+        for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+            const int32_t u = q.indices[p];
+            const float a = q.data[p];
+            for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
+                const int32_t j = tt.indices[r];
+                dot[j] += tt.data[r] * a;
+                if (SUPPORT) ++cnt[j];
+            }
+        }
+        // Untouched targets have dot 0 and similarity 0 (never kept), so every target is
+        // simply considered; the threshold rejects them once the buffer has filled.
+        const bool guessed = sel.guess(nt, [&](int64_t t) {
+            return sim_of(t, dot[t]);
+        });
+        // In blocks of W targets: the similarities are computed in a straight (vectorisable)
+        // loop, the targets reaching the threshold score compacted branch-free, and only
+        // those go through the remaining tests.
+        auto scan = [&]() {
+            constexpr int64_t W = 64;
+            float vb[W];
+            int32_t pass[W];
+            for (int64_t j0 = 0; j0 < nt; j0 += W) {
+                const int64_t w = std::min(W, nt - j0);
+                if (KIND == sim_dot) {
+                    for (int64_t t = 0; t < w; ++t) vb[t] = dot[j0 + t];
+                } else if (KIND == sim_cosine && use_inv) {
+                    for (int64_t t = 0; t < w; ++t)
+                        vb[t] = static_cast<float>(static_cast<double>(dot[j0 + t]) *
+                                                   (q_inv * t_inv[j0 + t]));
+                } else {
+                    for (int64_t t = 0; t < w; ++t) vb[t] = sim_of(j0 + t, dot[j0 + t]);
+                }
+                const float thr = sel.thr_score;  // NaN similarities never pass
+                int m = 0;
+                for (int64_t t = 0; t < w; ++t) {
+                    pass[m] = static_cast<int32_t>(t);
+                    m += vb[t] >= thr;
+                }
+                for (int p = 0; p < m; ++p) keep(j0 + pass[p], vb[pass[p]]);
+            }
+        };
+        scan();
+        if (guessed && sel.n < sel.k) {  // the guess was too high: select again, exactly
+            sel.reset();
+            scan();
+        }
+        std::fill(dot, dot + nt, 0.0f);
+        if (SUPPORT) std::fill(cnt, cnt + nt, 0);
+        return;
+    }
+    int64_t m = 0;
+    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+        const int32_t u = q.indices[p];
+        const float a = q.data[p];
+        for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
+            const int32_t j = tt.indices[r];
+            touched[m] = j;
+            m += cnt[j] == 0;
+            ++cnt[j];
+            dot[j] += tt.data[r] * a;
+        }
+    }
+    const bool guessed = sel.guess(m, [&](int64_t t) { return sim_of(touched[t], dot[touched[t]]); });
+    // as the dense scan: blocks of similarities, branch-free compaction of those reaching
+    // the threshold score
+    auto scan = [&]() {
+        constexpr int64_t W = 64;
+        float vb[W];
+        int32_t pass[W];
+        for (int64_t t0 = 0; t0 < m; t0 += W) {
+            const int64_t w = std::min(W, m - t0);
+            const int32_t *js = touched + t0;
+            for (int64_t t = 0; t < w; ++t) vb[t] = sim_of(js[t], dot[js[t]]);
+            const float thr = sel.thr_score;
+            int np = 0;
+            for (int64_t t = 0; t < w; ++t) {
+                pass[np] = static_cast<int32_t>(t);
+                np += vb[t] >= thr;
+            }
+            for (int p = 0; p < np; ++p) keep(js[pass[p]], vb[pass[p]]);
+        }
+    };
+    scan();
+    if (guessed && sel.n < sel.k) {  // the guess was too high: select again, exactly
+        sel.reset();
+        scan();
+    }
+    for (int64_t t = 0; t < m; ++t) {
+        dot[touched[t]] = 0.0f;
+        cnt[touched[t]] = 0;
+    }
+}
+
+// Common-support accumulators of one target (array of structs: one cache line per update).
+struct CommonAcc {
+    double dd = 0.0, qq = 0.0, tq = 0.0, sq = 0.0, st = 0.0;
+};
+
+// Accumulates row i of Q against T^T into acc/cnt, recording first touches (branch-free).
+template <bool PEARSON>
+inline int64_t accumulate_common(const CsrF &q, const CsrF &tt, int64_t i,
+                                 CommonAcc *__restrict acc, int32_t *__restrict cnt,
+                                 int32_t *__restrict touched) {
+    int64_t m = 0;
+    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
+        const int32_t u = q.indices[p];
+        const double a = q.data[p];
+        const double aa = a * a;
+        for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
+            const int32_t j = tt.indices[r];
+            const double b = tt.data[r];
+            touched[m] = j;
+            m += cnt[j] == 0;
+            ++cnt[j];
+            CommonAcc &c = acc[j];
+            c.dd += a * b;
+            c.qq += aa;
+            c.tq += b * b;
+            if (PEARSON) {
+                c.sq += a;
+                c.st += b;
+            }
+        }
+    }
+    return m;
+}
+
+}  // namespace detail
+
 // Q (nq x d) CSR, TT = T^T (d x nt) CSR; q_sq (nq) and t_sq (nt) are the row sums of squares
 // of Q and T (only read by the global-norm kinds). Outputs are nq x k.
+//
+// Rows are independent: each thread owns a dense accumulator of length nt and a candidate
+// buffer of 2k keys, and takes chunks of rows from a dynamic schedule. Cosine and asymmetric
+// cosine without shrinkage multiply by precomputed inverse norm terms instead of dividing.
 inline void sparse_knn(const CsrF &q, int64_t nq, const CsrF &tt, int64_t nt, const double *q_sq,
                        const double *t_sq, const SparseKnnOptions &opt, int32_t *out_index,
                        float *out_score, int32_t *out_count, int num_threads) {
     const int k = opt.k;
-    const bool common =
-        opt.kind == sim_pearson || opt.kind == sim_common_cosine || opt.kind == sim_msd;
+    const int kind = opt.kind;
+    const bool common = kind == sim_pearson || kind == sim_common_cosine || kind == sim_msd;
     int threads = resolve_threads(num_threads);
     const int64_t rows_per_task = 8;
     const int64_t tasks = (nq + rows_per_task - 1) / rows_per_task;
     if (nq <= 4 * threads) threads = 1;
     if (threads > tasks) threads = static_cast<int>(std::max<int64_t>(1, tasks));
+    const bool use_inv =
+        (kind == sim_cosine || kind == sim_asymmetric) && opt.shrink == 0.0;
+    // k >= nt and output by index: the buffer never cuts and keeps every candidate
+    const bool keep_all = opt.sort_by_index && static_cast<int64_t>(k) >= nt;
 
-    struct Scratch {
-        std::vector<float> dot;
-        std::vector<int32_t> count;
-        std::vector<double> sum_qq, sum_tt, sum_q, sum_t, dotd;
-        std::vector<int32_t> touched;
-        detail::Selector sel;
-        explicit Scratch(int k_) : sel(k_) {}
-    };
-    std::vector<double> t_term;
-    if (!common && opt.kind != sim_dot) {
+    std::vector<double> t_term, t_inv;
+    if (!common && kind != sim_dot) {
         t_term.resize(nt);
         for (int64_t j = 0; j < nt; ++j)
-            t_term[j] = detail::norm_term(opt.kind, t_sq[j], opt.alpha, false);
-    }
-    std::vector<Scratch *> scratch(threads, nullptr);
-    struct Cleanup {
-        std::vector<Scratch *> &s;
-        ~Cleanup() {
-            for (auto *p : s) delete p;
+            t_term[j] = detail::norm_term(kind, t_sq[j], opt.alpha, false);
+        if (use_inv) {
+            t_inv.resize(nt);
+            for (int64_t j = 0; j < nt; ++j) t_inv[j] = 1.0 / t_term[j];
         }
-    } cleanup{scratch};
+    }
+    struct Scratch {
+        std::vector<float> dot;
+        std::vector<int32_t> cnt;
+        std::vector<detail::CommonAcc> acc;
+        std::vector<int32_t> touched;
+        detail::KeyBuffer sel;
+    };
+    std::vector<Scratch> scratch(threads);
 
     detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
-        if (!scratch[tid]) {
-            auto *s = new Scratch(k);
-            scratch[tid] = s;
-            s->count.assign(nt, 0);
-            if (common) {
-                s->dotd.assign(nt, 0.0);
-                s->sum_qq.assign(nt, 0.0);
-                s->sum_tt.assign(nt, 0.0);
-                s->sum_q.assign(nt, 0.0);
-                s->sum_t.assign(nt, 0.0);
-            } else {
-                s->dot.assign(nt, 0.0f);
-            }
-            s->touched.reserve(1024);
+        Scratch &s = scratch[tid];
+        if (s.touched.empty()) {
+            s.cnt.assign(nt, 0);
+            s.touched.assign(nt + 1, 0);
+            if (common)
+                s.acc.assign(nt, detail::CommonAcc{});
+            else
+                s.dot.assign(nt, 0.0f);
+            s.sel.init(k, nt);
         }
-        Scratch &s = *scratch[tid];
         const int64_t r_end = std::min(nq, (task + 1) * rows_per_task);
         for (int64_t i = task * rows_per_task; i < r_end; ++i) {
-            int32_t *cnt = s.count.data();
-            auto &touched = s.touched;
-            touched.clear();
-            const double q_term =
-                (!common && opt.kind != sim_dot) ? detail::norm_term(opt.kind, q_sq[i], opt.alpha, true)
-                                                 : 0.0;
-            // Dense fast path (global-norm kinds, no support threshold): when the row's products
-            // cover a large part of the targets, skip the touched list and scan the
-            // accumulator; "touched" is then dot != 0, which selects the same output because a
-            // zero dot gives a zero similarity, never kept.
-            if (!common && opt.min_support <= 1) {
-                int64_t work = 0;
-                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p)
-                    work += tt.indptr[q.indices[p] + 1] - tt.indptr[q.indices[p]];
-                if (work * 2 >= nt) {
-                    float *dot = s.dot.data();
-                    for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
-                        const int32_t u = q.indices[p];
-                        const float a = q.data[p];
-                        for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r)
-                            dot[tt.indices[r]] += tt.data[r] * a;
-                    }
-                    TopKHeap heap(s.sel.score.data(), s.sel.index.data(), k);
-                    const int64_t self_j = opt.self_offset >= 0 ? i + opt.self_offset : -1;
-                    for (int64_t j = 0; j < nt; ++j) {
-                        const float dj = dot[j];
-                        if (dj == 0.0f) continue;
-                        dot[j] = 0.0f;
-                        if (j == self_j) continue;
-                        const float sim = detail::finish_global(
-                            opt.kind, dj, q_term, opt.kind == sim_dot ? 0.0 : t_term[j],
-                            opt.shrink);
-                        if (sim > heap.threshold() && std::isfinite(sim)) heap.push(sim, j);
-                    }
-                    heap.finish();
-                    int c = 0;
-                    for (; c < heap.size; ++c) {
-                        out_index[i * k + c] = static_cast<int32_t>(s.sel.index[c]);
-                        out_score[i * k + c] = s.sel.score[c];
-                    }
-                    for (int j = c; j < k; ++j) {
-                        out_index[i * k + j] = -1;
-                        out_score[i * k + j] = 0.0f;
-                    }
-                    out_count[i] = c;
-                    if (opt.sort_by_index) sort_row_by_index(out_index + i * k, out_score + i * k, c,
-                                                             s.sel.all);
-                    continue;
-                }
-            }
-            // 1. accumulate Q[i] . T^T into the dense accumulators
-            if (common) {
-                double *dd = s.dotd.data(), *qq = s.sum_qq.data(), *tq = s.sum_tt.data();
-                double *sq = s.sum_q.data(), *st = s.sum_t.data();
-                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
-                    const int32_t u = q.indices[p];
-                    const double a = q.data[p];
-                    for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
-                        const int32_t j = tt.indices[r];
-                        const double b = tt.data[r];
-                        if (cnt[j]++ == 0) touched.push_back(j);
-                        dd[j] += a * b;
-                        qq[j] += a * a;
-                        tq[j] += b * b;
-                        sq[j] += a;
-                        st[j] += b;
-                    }
-                }
+            const int64_t self_j = opt.self_offset >= 0 ? i + opt.self_offset : -1;
+            if (!common) {
+                const double q_term =
+                    kind != sim_dot ? detail::norm_term(kind, q_sq[i], opt.alpha, true) : 0.0;
+                const double q_inv = use_inv ? 1.0 / q_term : 0.0;
+                const bool sup = opt.min_support > 1;
+#define TB_ROW(K, S)                                                                       \
+    detail::global_row<K, S>(q, tt, nt, i, q_term, q_inv, t_term.data(), t_inv.data(), opt, \
+                             use_inv, self_j, opt.positive_only, s.dot.data(), s.cnt.data(), \
+                             s.touched.data(), s.sel)
+                if (kind == sim_dot)
+                    sup ? TB_ROW(sim_dot, true) : TB_ROW(sim_dot, false);
+                else if (kind == sim_jaccard)
+                    sup ? TB_ROW(sim_jaccard, true) : TB_ROW(sim_jaccard, false);
+                else
+                    sup ? TB_ROW(sim_cosine, true) : TB_ROW(sim_cosine, false);
+#undef TB_ROW
             } else {
-                float *dot = s.dot.data();
-                for (int64_t p = q.indptr[i]; p < q.indptr[i + 1]; ++p) {
-                    const int32_t u = q.indices[p];
-                    const float a = q.data[p];
-                    for (int64_t r = tt.indptr[u]; r < tt.indptr[u + 1]; ++r) {
-                        const int32_t j = tt.indices[r];
-                        if (cnt[j]++ == 0) touched.push_back(j);
-                        dot[j] += tt.data[r] * a;
+                int32_t *cnt = s.cnt.data();
+                const int64_t m =
+                    kind == sim_pearson
+                        ? detail::accumulate_common<true>(q, tt, i, s.acc.data(), cnt,
+                                                          s.touched.data())
+                        : detail::accumulate_common<false>(q, tt, i, s.acc.data(), cnt,
+                                                           s.touched.data());
+                if (keep_all) {
+                    // every candidate is kept: offer them in target order, so the output
+                    // needs no sort (touched rewritten in order by a branch-free scan of
+                    // the support counts, or sorted when short)
+                    int32_t *tc = s.touched.data();
+                    if (m * 8 >= nt) {
+                        int64_t m2 = 0;
+                        for (int64_t j = 0; j < nt; ++j) {
+                            tc[m2] = static_cast<int32_t>(j);
+                            m2 += cnt[j] != 0;
+                        }
+                    } else {
+                        std::sort(tc, tc + m);
                     }
                 }
-            }
-            // 2. similarity of every touched target, offered to the selector; reset scratch
-            auto &all = s.sel.all;
-            for (const int32_t j : touched) {
-                const int32_t n = cnt[j];
-                cnt[j] = 0;
-                float sim;
-                if (common) {
-                    const double dd = s.dotd[j], qq = s.sum_qq[j], tq = s.sum_tt[j];
-                    const double sq = s.sum_q[j], st = s.sum_t[j];
-                    s.dotd[j] = s.sum_qq[j] = s.sum_tt[j] = s.sum_q[j] = s.sum_t[j] = 0.0;
+                for (int64_t t = 0; t < m; ++t) {
+                    const int32_t j = s.touched[t];
+                    const int32_t n = cnt[j];
+                    cnt[j] = 0;
+                    detail::CommonAcc &ac = s.acc[j];
+                    const double dd = ac.dd, qq = ac.qq, tq = ac.tq, sq = ac.sq, st = ac.st;
+                    ac = detail::CommonAcc{};
+                    if (n < opt.min_support || j == self_j) continue;
                     double v;
-                    if (opt.kind == sim_pearson) {
+                    if (kind == sim_pearson) {
                         const double num = n * dd - sq * st;
                         const double den = (n * qq - sq * sq) * (n * tq - st * st);
                         v = den > 0.0 ? num / std::sqrt(den) : 0.0;
-                    } else if (opt.kind == sim_msd) {
+                    } else if (kind == sim_msd) {
                         v = 1.0 / (std::max(0.0, qq + tq - 2.0 * dd) / n + 1.0);
                     } else {
                         const double den = qq * tq;
                         v = den > 0.0 ? dd / std::sqrt(den) : 0.0;
                     }
                     if (opt.shrink > 0.0) v *= (n - 1.0) / (n - 1.0 + opt.shrink);
-                    sim = static_cast<float>(v);
-                } else {
-                    const float dot = s.dot[j];
-                    s.dot[j] = 0.0f;
-                    sim = detail::finish_global(opt.kind, dot, q_term,
-                                                opt.kind == sim_dot ? 0.0 : t_term[j],
-                                                opt.shrink);
+                    const float sim = static_cast<float>(v);
+                    if (sim == 0.0f || !std::isfinite(sim)) continue;
+                    if (opt.positive_only && !(sim > 0.0f)) continue;
+                    s.sel.offer(detail::cand_key(sim, j));
                 }
-                if (n < opt.min_support) continue;
-                if (opt.self_offset >= 0 && j == i + opt.self_offset) continue;
-                if (sim == 0.0f || !std::isfinite(sim)) continue;
-                all.emplace_back(sim, j);
             }
-            const int c = s.sel.select_into(out_index + i * k, out_score + i * k);
-            out_count[i] = c;
-            if (opt.sort_by_index)
-                sort_row_by_index(out_index + i * k, out_score + i * k, c, s.sel.all);
+            out_count[i] = s.sel.write(out_index + i * k, out_score + i * k, opt.sort_by_index,
+                                       common && keep_all);
         }
     });
 }
@@ -425,7 +682,7 @@ struct RowBuffers {
             std::nth_element(b, b + (k - 1), b + cap, cand_better);
             thr[r] = b[k - 1].score;
             n = k;
-            if (s < thr[r]) {
+            if (!(s > thr[r])) {
                 size[r] = n;
                 return;
             }
@@ -435,7 +692,7 @@ struct RowBuffers {
     }
 
     void offer(int64_t r, float s, int32_t j) {
-        if (s >= thr[r]) push(r, s, j);
+        if (s > thr[r]) push(r, s, j);
     }
 };
 
@@ -735,55 +992,123 @@ inline void sparse_score_topk(const CsrF &q, int64_t nq, const CsrF &mat, int64_
 }
 
 // ---------------------------------------------------------------------------------------------
+// Baselines by alternating least squares (Koren 2010; Surprise's baseline_als): each epoch sets
+//   b_i = sum_u (r_ui - mu - b_u) / (reg_items + |U_i|), then
+//   b_u = sum_i (r_ui - mu - b_i) / (reg_users + |I_u|).
+// R is users x items CSR; sums run in CSR order (as numpy's bincount over the COO entries).
+inline void als_baselines(const CsrF &r, int64_t n_users, int64_t n_items, double mu,
+                          int iterations, double reg_users, double reg_items, double *bu,
+                          double *bi) {
+    std::vector<double> sum_i(n_items), cnt_i(n_items, 0.0);
+    for (int64_t u = 0; u < n_users; ++u) bu[u] = 0.0;
+    for (int64_t i = 0; i < n_items; ++i) bi[i] = 0.0;
+    for (int64_t t = 0; t < r.indptr[n_users]; ++t) cnt_i[r.indices[t]] += 1.0;
+    for (int it = 0; it < iterations; ++it) {
+        std::fill(sum_i.begin(), sum_i.end(), 0.0);
+        for (int64_t u = 0; u < n_users; ++u)
+            for (int64_t t = r.indptr[u]; t < r.indptr[u + 1]; ++t)
+                sum_i[r.indices[t]] += (static_cast<double>(r.data[t]) - mu) - bu[u];
+        for (int64_t i = 0; i < n_items; ++i) bi[i] = sum_i[i] / (reg_items + cnt_i[i]);
+        for (int64_t u = 0; u < n_users; ++u) {
+            double acc = 0.0;
+            for (int64_t t = r.indptr[u]; t < r.indptr[u + 1]; ++t)
+                acc += (static_cast<double>(r.data[t]) - mu) - bi[r.indices[t]];
+            bu[u] = acc / (reg_users + static_cast<double>(r.indptr[u + 1] - r.indptr[u]));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Neighbourhood rating prediction (Surprise's KNNBasic / KNNWithMeans / KNNBaseline core).
 // For each pair (x, y): the context row y of C (CSR, sorted indices: the x' that y rated, with
 // a residual value, e.g. r - mean[x'] or r - baseline) is intersected with the neighbour row x
 // of S (CSR, sorted indices). Among the common x' with similarity > 0, the `k` most similar
 // (ties: lower index) give est = sum(sim * residual) / sum(sim); out_k is how many were used.
 // Pairs with no usable neighbour get est = 0 and out_k = 0.
+//
+// The pairs are grouped by x (a counting sort): the neighbour row x is scattered once into a
+// dense per-thread array of length n_x, and every pair of the group then walks only its
+// (short) context row with O(1) look-ups, instead of merging the (long) neighbour row with it
+// once per pair. Candidates still come in increasing x' order, so the result is the same.
 inline void knn_predict(const int64_t *x, const int64_t *y, int64_t n_pairs, const CsrF &sim,
                         const CsrF &ctx, int k, double *out_est, int32_t *out_k,
-                        int num_threads) {
+                        int num_threads, int64_t n_q = -1, int64_t n_x = -1) {
+    if (n_pairs == 0) return;
+    if (n_q < 0) {
+        n_q = 0;
+        for (int64_t p = 0; p < n_pairs; ++p) n_q = std::max(n_q, x[p] + 1);
+    }
+    if (n_x < 0) {
+        n_x = 0;
+        const int64_t nnz = sim.indptr[n_q];
+        for (int64_t t = 0; t < nnz; ++t) n_x = std::max<int64_t>(n_x, sim.indices[t] + 1);
+    }
+    // group the pairs by x
+    std::vector<int64_t> start(n_q + 1, 0);
+    for (int64_t p = 0; p < n_pairs; ++p) ++start[x[p] + 1];
+    for (int64_t q = 0; q < n_q; ++q) start[q + 1] += start[q];
+    std::vector<int64_t> order(n_pairs);
+    {
+        std::vector<int64_t> fill(start.begin(), start.end() - 1);
+        for (int64_t p = 0; p < n_pairs; ++p) order[fill[x[p]]++] = p;
+    }
+    std::vector<int64_t> groups;  // the x that have pairs
+    groups.reserve(std::min(n_q, n_pairs));
+    for (int64_t q = 0; q < n_q; ++q)
+        if (start[q + 1] > start[q]) groups.push_back(q);
+    const int64_t n_groups = static_cast<int64_t>(groups.size());
+
     int threads = resolve_threads(num_threads);
-    const int64_t per_task = 256;
-    const int64_t tasks = (n_pairs + per_task - 1) / per_task;
-    if (n_pairs <= 4 * per_task) threads = 1;
-    std::vector<std::vector<std::pair<float, float>>> scratch(threads);
-    detail::parallel_tasks(tasks, threads, [&](int tid, int64_t task) {
-        auto &cand = scratch[tid];
-        const int64_t end = std::min(n_pairs, (task + 1) * per_task);
-        for (int64_t p = task * per_task; p < end; ++p) {
-            cand.clear();
-            const int64_t xi = x[p], yi = y[p];
-            int64_t a = sim.indptr[xi], a_end = sim.indptr[xi + 1];
-            int64_t b = ctx.indptr[yi], b_end = ctx.indptr[yi + 1];
-            while (a < a_end && b < b_end) {
-                const int32_t ia = sim.indices[a], ib = ctx.indices[b];
-                if (ia < ib) {
-                    ++a;
-                } else if (ib < ia) {
-                    ++b;
-                } else {
-                    if (sim.data[a] > 0.0f) cand.emplace_back(sim.data[a], ctx.data[b]);
-                    ++a;
-                    ++b;
-                }
+    if (n_pairs <= 1024) threads = 1;
+    struct Scratch {
+        std::vector<float> dense;
+        std::vector<uint64_t> key;    // (similarity, position) packed as in KeyBuffer
+        std::vector<float> residual;  // by position
+    };
+    std::vector<Scratch> scratch(threads);
+    detail::parallel_tasks(n_groups, threads, [&](int tid, int64_t g) {
+        Scratch &s = scratch[tid];
+        if (s.dense.empty()) s.dense.assign(std::max<int64_t>(n_x, 1), 0.0f);
+        float *dense = s.dense.data();
+        auto &key = s.key;
+        auto &res = s.residual;
+        const int64_t xi = groups[g];
+        const int64_t a0 = sim.indptr[xi], a1 = sim.indptr[xi + 1];
+        for (int64_t a = a0; a < a1; ++a) dense[sim.indices[a]] = sim.data[a];
+        for (int64_t o = start[xi]; o < start[xi + 1]; ++o) {
+            const int64_t p = order[o];
+            const int64_t yi = y[p];
+            const int64_t b0 = ctx.indptr[yi], len = ctx.indptr[yi + 1] - b0;
+            if (static_cast<int64_t>(key.size()) < len + 1) {
+                key.resize(len + 1);
+                res.resize(len + 1);
             }
-            // cand is in increasing neighbour index; a stable partial order keeps lower
-            // indices first among equal similarities.
-            if (static_cast<int64_t>(cand.size()) > k) {
-                std::stable_sort(cand.begin(), cand.end(),
-                                 [](const auto &l, const auto &r) { return l.first > r.first; });
-                cand.resize(k);
+            // branch-free collection of the rated neighbours with positive similarity; they
+            // come in increasing neighbour index, so the position breaks ties towards the
+            // lower index
+            int64_t c = 0;
+            for (int64_t b = 0; b < len; ++b) {
+                const float sv = dense[ctx.indices[b0 + b]];
+                key[c] = detail::cand_key(sv, c);
+                res[c] = ctx.data[b0 + b];
+                c += sv > 0.0f;
+            }
+            if (c > k) {
+                std::nth_element(key.begin(), key.begin() + (k - 1), key.begin() + c,
+                                 std::greater<uint64_t>());
+                c = k;
             }
             double num = 0.0, den = 0.0;
-            for (const auto &c : cand) {
-                num += static_cast<double>(c.first) * c.second;
-                den += c.first;
+            for (int64_t t = 0; t < c; ++t) {
+                const float sv = detail::from_ordered_bits(static_cast<uint32_t>(key[t] >> 32));
+                const uint32_t pos = 0xFFFFFFFFu - static_cast<uint32_t>(key[t]);
+                num += static_cast<double>(sv) * res[pos];
+                den += sv;
             }
-            out_k[p] = static_cast<int32_t>(cand.size());
+            out_k[p] = static_cast<int32_t>(c);
             out_est[p] = den > 0.0 ? num / den : 0.0;
         }
+        for (int64_t a = a0; a < a1; ++a) dense[sim.indices[a]] = 0.0f;
     });
 }
 

@@ -34,6 +34,9 @@ def _rows_as_dicts(graph: sp.csr_matrix) -> list[dict[int, float]]:
 def _assert_same_graph(got: sp.csr_matrix, want: list[dict[int, float]], atol=1e-5) -> None:
     rows = _rows_as_dicts(got)
     assert len(rows) == len(want)
+    # values zero up to rounding may be kept (tiny) or dropped (exactly 0) on either side
+    rows = [{j: v for j, v in r.items() if abs(v) >= 1e-9} for r in rows]
+    want = [{j: v for j, v in r.items() if abs(v) >= 1e-9} for r in want]
     for i, (g, w) in enumerate(zip(rows, want, strict=True)):
         # the kth value may tie with others: compare the sorted values, and the keys where
         # the value is strictly above the kth
@@ -88,6 +91,9 @@ def test_sparse_similarity_matches_dense_reference(
         x.toarray(), x.toarray(), kind, alpha=alpha, shrink=shrink, min_support=min_support
     )
     sim = sim.astype(np.float32).astype(np.float64)
+    # a similarity that is zero up to rounding (e.g. Pearson's n sum(ab) - sum(a) sum(b)
+    # cancelling) may come out as exactly 0 (never kept) on one side only
+    sim[np.abs(sim) < 1e-9] = 0.0
     _assert_same_graph(got, ref.topk_rows(sim, k, exclude_self))
 
 
@@ -142,6 +148,124 @@ def test_matches_implicit_cosine_when_installed():
         b = np.sort(theirs[i].data)[::-1]
         same += bool(a.size == b.size and np.allclose(a, b, rtol=1e-5))
     assert same / x.shape[1] >= 0.98
+
+
+def _exact_topk(sim: np.ndarray, k: int, exclude_diagonal: bool) -> list[list[int]]:
+    """Per row: indices of the k best non-zero entries (ties: lower index), numpy-vectorised."""
+    out = []
+    for i in range(sim.shape[0]):
+        row = sim[i]
+        cand = np.flatnonzero(row != 0)
+        if exclude_diagonal:
+            cand = cand[cand != i]
+        order = np.lexsort((cand, -row[cand]))[:k]
+        out.append(cand[order].tolist())
+    return out
+
+
+def _neighbour_lists(graph: sp.csr_matrix) -> list[list[int]]:
+    """Per row: the neighbour indices best first (ties: lower index)."""
+    rows = []
+    for i in range(graph.shape[0]):
+        idx, val = graph[i].indices, graph[i].data
+        rows.append(idx[np.lexsort((idx, -val))].tolist())
+    return rows
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    layout=st.sampled_from(["dense", "medium", "one_column"]),
+    kind=st.sampled_from(["dot", "cosine", "jaccard"]),
+    k=st.integers(1, 64),
+    threads=st.sampled_from([1, 2]),
+)
+def test_row_kernel_long_rows_match_reference(seed, layout, kind, k, threads):
+    """Rows with >= 1024 candidates (the sampled guess-and-verify threshold), through both the
+    dense-scan and the touched-list paths, on small integer values (many exact ties)."""
+    rng = np.random.default_rng(seed)
+    if layout == "one_column":  # 1200 rows sharing column 0 only: touched-list path, long rows
+        n, d = 2600, 4
+        rows = np.concatenate([np.arange(1200), rng.integers(1200, n, 300)])
+        cols = np.concatenate([np.zeros(1200, int), rng.integers(1, d, 300)])
+    else:
+        n, d = 1100, 40 if layout == "dense" else 12
+        nnz = 18000 if layout == "dense" else 2500
+        rows, cols = rng.integers(0, n, nnz), rng.integers(0, d, nnz)
+    vals = rng.integers(1, 4, rows.size).astype(np.float32)
+    x = sp.csr_matrix((vals, (rows, cols)), shape=(n, d))
+    x.sum_duplicates()
+    got = sparse_similarity(x, k, similarity=kind, num_threads=threads)
+    dense = x.toarray().astype(np.float64)
+    sim, _ = ref.similarity_dense(dense, dense, kind)
+    sim = sim.astype(np.float32).astype(np.float64)
+    if kind == "dot":  # integer dot products: exact, so the lists must be identical
+        assert _neighbour_lists(got) == _exact_topk(sim, k, True)
+    else:
+        want = _exact_topk(sim, k, True)
+        lists = _neighbour_lists(got)
+        for i in range(n):
+            gv = np.sort(got[i].data)[::-1]
+            wv = np.sort(sim[i, want[i]])[::-1]
+            np.testing.assert_allclose(gv, wv, rtol=1e-5, err_msg=f"row {i}")
+            if wv.size:
+                cut = wv[-1] * (1 + 1e-5)
+                assert {j for j in want[i] if sim[i, j] > cut} <= set(lists[i]), f"row {i}"
+
+
+def test_row_kernel_threshold_guess_too_high_falls_back():
+    """The sampled threshold guess lands on the only two large values: fewer than k
+    candidates pass it, so the row is selected again exactly."""
+    n, k = 2560, 10
+    col0 = np.ones(n, np.float32)
+    col0[[5, 15]] = 9.0  # two of the sampled positions (t * n / 256 + 5)
+    x = sp.csr_matrix(col0[:, None])
+    got = sparse_similarity(x, k, similarity="dot", num_threads=1)
+    assert _neighbour_lists(got)[0] == [5, 15, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert _neighbour_lists(got)[5] == [15, 0, 1, 2, 3, 4, 6, 7, 8, 9]
+
+
+@settings(max_examples=25, deadline=None)
+@given(x=sparse_matrices, kind=st.sampled_from(["cosine", "dot", "jaccard"]), k=st.integers(1, 12))
+def test_symmetric_kernel_equals_row_kernel(x, kind, k):
+    from tastebud.models.knn import _knn_symmetric
+
+    x = abs(x)
+    got = (
+        _knn_symmetric(
+            sp.csr_matrix(x, dtype=np.float32),
+            int(min(k, max(x.shape[0], 1))),
+            kind,
+            alpha=0.5,
+            shrink=0.0,
+            min_support=1,
+            exclude_self=True,
+            num_threads=2,
+        )
+        if x.shape[0]
+        else sp.csr_matrix((0, 0), dtype=np.float32)
+    )
+    want = sparse_similarity(x, k, similarity=kind, num_threads=1)
+    assert got.shape == want.shape
+    _assert_same_graph(got, _rows_as_dicts(want))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x=sparse_matrices,
+    kind=st.sampled_from(["cosine", "pearson", "common_cosine", "msd", "dot"]),
+    k=st.integers(1, 12),
+)
+def test_positive_only_keeps_the_positive_part(x, kind, k):
+    from tastebud.models.knn import _csr32, _knn
+
+    x = _csr32(x)
+    got = _knn(x, x, k, kind, exclude_self=True, num_threads=2, positive_only=True)
+    sim, _ = ref.similarity_dense(x.toarray(), x.toarray(), kind)
+    sim = sim.astype(np.float32).astype(np.float64)
+    sim[sim < 1e-9] = 0.0  # negative, or zero up to rounding
+    _assert_same_graph(got, ref.topk_rows(sim, k, True))
+    assert (got.data > 0).all()
 
 
 def test_bad_input():
@@ -373,6 +497,35 @@ def test_knn_rating_matches_dense_reference(estimator, similarity, user_based):
     got = model.predict(small.users.ids(uidx), small.items.ids(iidx))
     want = _dense_rating_reference(model, small, uidx, iidx)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    r=arrays(
+        np.float32,
+        st.tuples(st.integers(1, 8), st.integers(1, 7)),
+        elements=st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0, 5.0]),
+    ),
+    iterations=st.integers(0, 4),
+    reg_users=st.sampled_from([0.0, 1.0, 15.0]),
+    reg_items=st.sampled_from([0.5, 10.0]),
+)
+def test_als_baselines_kernel_matches_dense_reference(r, iterations, reg_users, reg_items):
+    from tastebud.models.knn import als_baselines
+
+    rated = r != 0
+    mu = float(r[rated].mean()) if rated.any() else 0.0
+    bu, bi = als_baselines(
+        sp.csr_matrix(r), mu, iterations=iterations, reg_users=reg_users, reg_items=reg_items
+    )
+    rr = r.astype(np.float64)
+    wu, wi = np.zeros(r.shape[0]), np.zeros(r.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(iterations):
+            wi = np.where(rated, rr - mu - wu[:, None], 0).sum(0) / (reg_items + rated.sum(0))
+            wu = np.where(rated, rr - mu - wi[None, :], 0).sum(1) / (reg_users + rated.sum(1))
+    np.testing.assert_allclose(bu, wu, atol=1e-9)
+    np.testing.assert_allclose(bi, wi, atol=1e-9)
 
 
 def test_knn_rating_baselines_match_surprise_definition():
