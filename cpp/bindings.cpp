@@ -631,6 +631,12 @@ int64_t hybrid_step_py(py::tuple user_features, py::tuple item_features,
     int64_t result = 1;
     {
         py::gil_scoped_release nogil;
+        // The epochs' positive lookup (a bitmap on small data), so that tests check it.
+        const std::vector<uint64_t> bits = hybrid::membership_bits(m.positives, n_items);
+        if (!bits.empty()) {
+            m.positives.bits = bits.data();
+            m.positives.cols = n_items;
+        }
         hybrid::Scratch sc(s);
         if (loss == hybrid::LOGISTIC) {
             hybrid::logistic_step<0>(m.users, m.items, user, item, y, sc, s);

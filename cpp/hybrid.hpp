@@ -83,6 +83,9 @@ struct Csr {
     const int32_t *indices = nullptr;
     const float *data = nullptr;
     int64_t rows = 0;
+    // Optional dense membership bitmap (rows x cols bits, row-major) for row_contains.
+    const uint64_t *bits = nullptr;
+    int64_t cols = 0;
 };
 
 // One side's (users' or items') feature parameters and optimiser state. Arrays are
@@ -112,6 +115,11 @@ struct Settings {
 // Whether `col` is in the sorted row `row` of m: a branch-free binary search (the outcome of
 // each halving is a conditional move, not a jump the CPU must guess).
 inline bool row_contains(const Csr &m, int64_t row, int32_t col) {
+    if (m.bits) {
+        const uint64_t b = static_cast<uint64_t>(row) * static_cast<uint64_t>(m.cols) +
+                           static_cast<uint64_t>(col);
+        return (m.bits[b >> 6] >> (b & 63)) & 1u;
+    }
     const int32_t *base = m.indices + m.indptr[row];
     int64_t n = m.indptr[row + 1] - m.indptr[row];
     if (n == 0) return false;
@@ -121,6 +129,22 @@ inline bool row_contains(const Csr &m, int64_t row, int32_t col) {
         n -= half;
     }
     return *base == col;
+}
+
+// The entries of m (with cols columns) as a dense bitmap for row_contains (one load instead
+// of a binary search), or an empty vector when it would take more than max_bytes.
+inline std::vector<uint64_t> membership_bits(const Csr &m, int64_t cols,
+                                             int64_t max_bytes = int64_t(8) << 20) {
+    const uint64_t n_bits = static_cast<uint64_t>(m.rows) * static_cast<uint64_t>(cols);
+    if (cols <= 0 || n_bits / 8 > static_cast<uint64_t>(max_bytes)) return {};
+    std::vector<uint64_t> bits((n_bits + 63) / 64, 0);
+    for (int64_t r = 0; r < m.rows; ++r)
+        for (int64_t j = m.indptr[r]; j < m.indptr[r + 1]; ++j) {
+            const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) +
+                               static_cast<uint64_t>(m.indices[j]);
+            bits[b >> 6] |= uint64_t(1) << (b & 63);
+        }
+    return bits;
 }
 
 // WARP's rank estimate after `trials` draws found the first violator, and its loss weight.
@@ -284,7 +308,7 @@ inline float score_item(const Side &side, int64_t row, const float *__restrict p
 // Applies the gradient scale * grad (+ L2) to the features of `row` of one side.
 // grad: dL/d(representation) (length f); grad_bias: dL/d(bias representation).
 template <int F>
-inline void update_side(const Side &side, int64_t row, const float *__restrict grad,
+inline void update_side(const Side &side, int64_t row, const float *__restrict grad, float scale,
                         float grad_bias, const Settings &s) {
     const Csr &m = side.features;
     const int f = F > 0 ? F : s.f;
@@ -298,7 +322,7 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
         float *__restrict g1 = side.emb_acc1 + a * f;
         if (s.schedule == ADAGRAD) {
             for (int d = 0; d < f; ++d) {
-                const float g = x * grad[d] + alpha * e[d];
+                const float g = x * (scale * grad[d]) + alpha * e[d];
                 e[d] -= lr * g / std::sqrt(g1[d]);
                 g1[d] += g * g;
             }
@@ -310,7 +334,7 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
             const float rho = s.rho, eps = s.epsilon;
             float *__restrict g2 = side.emb_acc2 + a * f;
             for (int d = 0; d < f; ++d) {
-                const float g = x * grad[d] + alpha * e[d];
+                const float g = x * (scale * grad[d]) + alpha * e[d];
                 g1[d] = rho * g1[d] + (1.0f - rho) * g * g;
                 const float dx = std::sqrt(g2[d] + eps) / std::sqrt(g1[d] + eps) * g;
                 g2[d] = rho * g2[d] + (1.0f - rho) * dx * dx;
@@ -374,15 +398,13 @@ inline void pair_update(const Side &users, const Side &items, int64_t u, int64_t
                         float d, Scratch &sc, const Settings &s) {
     const int f = F > 0 ? F : s.f;
     const float *__restrict p = sc.p, *__restrict qi = sc.qi, *__restrict qj = sc.qj;
-    float *__restrict gu = sc.gu, *__restrict gi = sc.gi, *__restrict gj = sc.gj;
-    for (int t = 0; t < f; ++t) {
-        gu[t] = d * (qi[t] - qj[t]);
-        gi[t] = d * p[t];
-        gj[t] = -d * p[t];
-    }
-    update_side<F>(items, i, gi, d, s);
-    update_side<F>(items, j, gj, -d, s);
-    update_side<F>(users, u, gu, 0.0f, s);
+    float *__restrict gu = sc.gu;
+    for (int t = 0; t < f; ++t) gu[t] = d * (qi[t] - qj[t]);
+    // The items' gradients are +-d p, read from p (a view of the user's embedding possibly,
+    // which changes only in the last update).
+    update_side<F>(items, i, p, d, d, s);
+    update_side<F>(items, j, p, -d, -d, s);
+    update_side<F>(users, u, gu, 1.0f, 0.0f, s);
 }
 
 // A pointwise logistic step on (u, i) with label y in {0, 1}; returns the loss.
@@ -394,12 +416,9 @@ inline float logistic_step(const Side &users, const Side &items, int64_t u, int6
     sc.positive<F>(items, i, f);
     const float score = dot<F>(sc.p, sc.qi, f) + sc.bu + sc.bi;
     const float d = sigmoid(score) - y;
-    for (int t = 0; t < f; ++t) {
-        sc.gu[t] = d * sc.qi[t];
-        sc.gi[t] = d * sc.p[t];
-    }
-    update_side<F>(items, i, sc.gi, d, s);
-    update_side<F>(users, u, sc.gu, d, s);
+    for (int t = 0; t < f; ++t) sc.gu[t] = d * sc.qi[t];
+    update_side<F>(items, i, sc.p, d, d, s);  // p changes only in the user update, after
+    update_side<F>(users, u, sc.gu, 1.0f, d, s);
     return y > 0.5f ? -std::log(std::max(sigmoid(score), 1e-30f))
                     : -std::log(std::max(sigmoid(-score), 1e-30f));
 }
@@ -566,13 +585,18 @@ inline void run_epochs(const Side &users, const Side &items, const Csr &positive
         std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_samples / 64)));
     const std::vector<int64_t> bounds = thread_blocks(positives, per_user, threads);
     std::vector<int64_t> order(static_cast<size_t>(n_samples));
+    const std::vector<uint64_t> bits = membership_bits(positives, s.n_items);
+    Csr pos = positives;
+    if (!bits.empty()) {
+        pos.bits = bits.data();
+        pos.cols = s.n_items;
+    }
     for (int64_t epoch = first_epoch; epoch < first_epoch + n_epochs; ++epoch) {
         parallel_for(threads, threads, [&](int64_t t) {
             const int64_t begin = bounds[t], end = bounds[t + 1];
             shuffled(order.data(), begin, end, seed, epoch, t);
             Random rng(seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(t));
-            epoch_block_dispatch(users, items, positives, row_of, order.data(), begin, end, s,
-                                 rng);
+            epoch_block_dispatch(users, items, pos, row_of, order.data(), begin, end, s, rng);
         });
     }
 }

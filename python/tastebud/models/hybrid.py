@@ -117,8 +117,10 @@ class Hybrid(Recommender):
     epochs : int
         Passes over the positives (k-OS: over the users).
     num_threads : int
-        Hogwild threads (0 = all cores). With more than one thread, updates race (benignly)
-        and results vary from run to run; ``num_threads=1`` is deterministic.
+        Hogwild threads (0 = all cores). Each thread trains on the positives of its own
+        contiguous range of users (no user identity embedding is written by two threads).
+        With more than one thread, updates of shared parameters race (benignly) and results
+        vary from run to run; ``num_threads=1`` is deterministic.
     random_state : int
         Seed of the initialisation and of the per-thread sampling streams.
     identity_features : bool
