@@ -1102,55 +1102,72 @@ def bench_hybrid(args: argparse.Namespace) -> None:
         print("  lightfm: not installed")
     train_coo = _writable_coo(train.matrix)
 
-    def run(name: str, features: bool, fit: Callable[[], Any], recs: Callable[[Any], np.ndarray]):
-        fits, metrics = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            model = fit()
-            fits.append(time.perf_counter() - t0)
-            metrics.append(_ranking(recs(model), relevant, k))
-        row = {"model": name, "genres": features, "fit_s": statistics.median(fits)}
+    seeds = list(args.seeds)
+
+    def summarise(name: str, features: bool, fits: list[float], per_seed: list[dict]) -> None:
+        """Fit time: median over every run; metrics: mean (and sd) over the seeds of each
+        seed's median over its repeats."""
+        row: dict[str, Any] = {"model": name, "genres": features}
+        row["fit_s"] = statistics.median(fits)
         row["epoch_ms"] = 1000 * row["fit_s"] / epochs
-        for m in metrics[0]:
-            row[f"{m}@{k}"] = statistics.median(x[m] for x in metrics)
+        for m in per_seed[0]:
+            values = [x[m] for x in per_seed]
+            row[f"{m}@{k}"] = statistics.fmean(values)
+            row[f"{m}@{k}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        row["seeds"] = len(per_seed)
         rows.append(row)
         print(
             f"  {name:<28} genres={features!s:<5} fit {row['fit_s']:.3f} s  "
-            f"P@10 {row['precision@10']:.4f}  NDCG@10 {row['ndcg@10']:.4f}"
+            f"P@10 {row['precision@10']:.4f} ± {row['precision@10_sd']:.4f}  "
+            f"NDCG@10 {row['ndcg@10']:.4f} ± {row['ndcg@10_sd']:.4f}"
         )
 
     for with_genres in (False, True):
+        feats = _writable_coo(lfm_features).tocsr() if with_genres else None
+        models: list[tuple[str, Callable[[int], Any], Callable[[Any], np.ndarray]]] = []
         if LightFM is not None:
-            feats = _writable_coo(lfm_features).tocsr() if with_genres else None
-            run(
+            models.append((
                 "LightFM 1.17 (warp)",
-                with_genres,
-                lambda feats=feats: LightFM(
-                    loss="warp", no_components=64, learning_rate=0.05, random_state=42
+                lambda seed, feats=feats: LightFM(
+                    loss="warp", no_components=64, learning_rate=0.05, random_state=seed
                 ).fit(train_coo, item_features=feats, epochs=epochs, num_threads=threads),
                 lambda m, feats=feats: _lightfm_topk(m, feats, train.matrix, eval_users, k),
-            )
-        run(
+            ))  # fmt: skip
+        models.append((
             "tastebud Hybrid (warp)",
-            with_genres,
-            lambda g=with_genres: Hybrid(
-                factors=64,
-                loss="warp",
-                learning_rate=0.05,
-                epochs=epochs,
-                num_threads=threads,
-                random_state=42,
+            lambda seed, g=with_genres: Hybrid(
+                factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
+                num_threads=threads, random_state=seed,
             ).fit(train, item_features=genres if g else None, show_progress=False),
             lambda m: m.recommend_indices(eval_users, k)[0],
-        )
+        ))  # fmt: skip
+        fits: dict[str, list[float]] = {name: [] for name, _, _ in models}
+        per_seed: dict[str, list[dict]] = {name: [] for name, _, _ in models}
+        for seed in seeds:
+            runs: dict[str, list[dict]] = {name: [] for name, _, _ in models}
+            for _ in range(args.repeats):
+                # interleaved, so that both libraries see the same machine load
+                for name, fit, recs in models:
+                    t0 = time.perf_counter()
+                    model = fit(seed)
+                    fits[name].append(time.perf_counter() - t0)
+                    runs[name].append(_ranking(recs(model), relevant, k))
+            for name in runs:
+                per_seed[name].append(
+                    {m: statistics.median(x[m] for x in runs[name]) for m in runs[name][0]}
+                )
+        for name, _, _ in models:
+            summarise(name, with_genres, fits[name], per_seed[name])
     by = {(r["model"].split()[0], r["genres"]): r for r in rows}
     for r in rows:
         peer = by.get(("LightFM", r["genres"]))
         if peer is not None:
             r["speedup_vs_lightfm"] = peer["fit_s"] / r["fit_s"]
+            r["P@10_vs_lightfm"] = r["precision@10"] - peer["precision@10"]
     print_table(
-        f"ml-100k warm start: WARP, 64 factors, lr 0.05, {epochs} epochs, {threads} threads "
-        f"(median of {args.repeats})",
+        f"ml-100k warm start: WARP, 64 factors, lr 0.05, {epochs} epochs, {threads} threads; "
+        f"fit: median of {len(seeds) * args.repeats} runs; metrics: mean ± sd over "
+        f"{len(seeds)} seeds {seeds}",
         rows,
         [
             "model",
@@ -1158,9 +1175,12 @@ def bench_hybrid(args: argparse.Namespace) -> None:
             "fit_s",
             "epoch_ms",
             "precision@10",
+            "precision@10_sd",
             "recall@10",
             "ndcg@10",
+            "ndcg@10_sd",
             "speedup_vs_lightfm",
+            "P@10_vs_lightfm",
         ],
     )
 
@@ -1188,16 +1208,21 @@ def bench_hybrid(args: argparse.Namespace) -> None:
     )
     cold_rows: list[dict[str, Any]] = []
 
-    def rank(name: str, scores: np.ndarray) -> None:
+    def rank(name: str, scores: np.ndarray | list[np.ndarray]) -> None:
+        """Metrics of one score matrix, or mean (and sd) over one matrix per seed."""
         from tastebud.search import topk
 
-        recs = topk(np.ascontiguousarray(scores, dtype=np.float32), k=k)[0]
-        row = {
-            "model": name,
-            **{f"{m}@{k}": v for m, v in _ranking(recs, cold_relevant, k).items()},
-        }
+        results = []
+        for m in scores if isinstance(scores, list) else [scores]:
+            recs = topk(np.ascontiguousarray(m, dtype=np.float32), k=k)[0]
+            results.append(_ranking(recs, cold_relevant, k))
+        row: dict[str, Any] = {"model": name, "seeds": len(results)}
+        for m in results[0]:
+            values = [r[m] for r in results]
+            row[f"{m}@{k}"] = statistics.fmean(values)
+            row[f"{m}@{k}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
         cold_rows.append(row)
-        print(f"  {name:<44} NDCG@10 {row['ndcg@10']:.4f}")
+        print(f"  {name:<44} NDCG@10 {row['ndcg@10']:.4f} ± {row['ndcg@10_sd']:.4f}")
 
     rank("random (seed 42)", rng.random((cold_users.size, held.size)))
     # popularity within genre: a cold item scores the mean training popularity of the warm
@@ -1208,56 +1233,66 @@ def bench_hybrid(args: argparse.Namespace) -> None:
     n_g = np.maximum(np.asarray(held_genres.sum(axis=1)).ravel(), 1)
     pop_in_genre = (held_genres @ genre_pop) / n_g
     rank("popularity within genre", np.tile(pop_in_genre, (cold_users.size, 1)))
-    if LightFM is not None:
-        n_warm = cold_train.n_items
-        lfm_warm = sp.csr_matrix(
-            sp.hstack([sp.identity(n_warm, format="csr"), g_warm]), dtype=np.float32
-        )
-        lfm_cold = sp.csr_matrix(
-            sp.hstack([sp.csr_matrix((held.size, n_warm)), held_genres]), dtype=np.float32
-        )
-        lfm = LightFM(loss="warp", no_components=64, learning_rate=0.05, random_state=42)
-        lfm.fit(
-            _writable_coo(cold_train.matrix),
-            item_features=_writable_coo(lfm_warm).tocsr(),
+    cold_scores: dict[str, list[np.ndarray]] = {}
+    n_warm = cold_train.n_items
+    users = cold_train.users.ids(cold_users)
+    new_items = Features(held_genres, held_ids, genres.names)
+    for seed in seeds:
+        if LightFM is not None:
+            lfm_warm = sp.csr_matrix(
+                sp.hstack([sp.identity(n_warm, format="csr"), g_warm]), dtype=np.float32
+            )
+            lfm_cold = sp.csr_matrix(
+                sp.hstack([sp.csr_matrix((held.size, n_warm)), held_genres]), dtype=np.float32
+            )
+            lfm = LightFM(loss="warp", no_components=64, learning_rate=0.05, random_state=seed)
+            lfm.fit(
+                _writable_coo(cold_train.matrix),
+                item_features=_writable_coo(lfm_warm).tocsr(),
+                epochs=epochs,
+                num_threads=threads,
+            )
+            _ub, ue = lfm.get_user_representations()
+            ib, ie = lfm.get_item_representations(_writable_coo(lfm_cold).tocsr())
+            cold_scores.setdefault("LightFM 1.17 (identity + genres)", []).append(
+                ue[cold_users] @ ie.T + ib[None, :]
+            )
+        model = Hybrid(
+            factors=64,
+            loss="warp",
+            learning_rate=0.05,
             epochs=epochs,
             num_threads=threads,
+            random_state=seed,
         )
-        _ub, ue = lfm.get_user_representations()
-        ib, ie = lfm.get_item_representations(_writable_coo(lfm_cold).tocsr())
-        rank("LightFM 1.17 (identity + genres)", ue[cold_users] @ ie.T + ib[None, :])
-    new_items = Features(held_genres, held_ids, genres.names)
-    model = Hybrid(
-        factors=64,
-        loss="warp",
-        learning_rate=0.05,
-        epochs=epochs,
-        num_threads=threads,
-        random_state=42,
-    )
-    model.fit(cold_train, item_features=warm_genres, show_progress=False)
-    users = cold_train.users.ids(cold_users)
-    rank("tastebud Hybrid (identity + genres)", model.score_items(new_items, users))
-    content = Hybrid(
-        factors=64,
-        loss="warp",
-        learning_rate=0.05,
-        epochs=epochs,
-        num_threads=threads,
-        random_state=42,
-        identity_features=False,
-    )
-    content.fit(
-        cold_train,
-        user_features=Features.identity(cold_train.users, prefix="user="),
-        item_features=warm_genres,
-        show_progress=False,
-    )
-    rank("tastebud Hybrid (user identity, item genres)", content.score_items(new_items, users))
+        model.fit(cold_train, item_features=warm_genres, show_progress=False)
+        cold_scores.setdefault("tastebud Hybrid (identity + genres)", []).append(
+            model.score_items(new_items, users)
+        )
+        content = Hybrid(
+            factors=64,
+            loss="warp",
+            learning_rate=0.05,
+            epochs=epochs,
+            num_threads=threads,
+            random_state=seed,
+            identity_features=False,
+        )
+        content.fit(
+            cold_train,
+            user_features=Features.identity(cold_train.users, prefix="user="),
+            item_features=warm_genres,
+            show_progress=False,
+        )
+        cold_scores.setdefault("tastebud Hybrid (user identity, item genres)", []).append(
+            content.score_items(new_items, users)
+        )
+    for name, per_seed_scores in cold_scores.items():
+        rank(name, per_seed_scores)
     print_table(
         f"ml-100k cold-start items: NDCG@{k} among the held-out items",
         cold_rows,
-        ["model", "precision@10", "recall@10", "ndcg@10"],
+        ["model", "seeds", "precision@10", "recall@10", "ndcg@10", "ndcg@10_sd"],
     )
     save("hybrid_ml100k", {"args": vars(args), "warm": rows, "cold": cold_rows})
 
@@ -1767,7 +1802,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", default="../shared/data/ml-100k")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="runs per seed (fit time: median)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[42],
+        help="model seeds of both libraries (metrics: mean ± sd over the seeds)",
+    )
     p.set_defaults(func=bench_hybrid)
     p = sub.add_parser("distributed", help="Dask ALS + recommend_all vs 1 process vs Spark ALS")
     sys.path.insert(0, str(Path(__file__).parent))

@@ -679,7 +679,7 @@ void hybrid_epoch_py(py::tuple user_features, py::tuple item_features,
                      carray<int32_t> row_of, py::tuple user_state, py::tuple item_state, int f,
                      int loss, int schedule, float learning_rate, float rho, float epsilon,
                      float user_alpha, float item_alpha, int max_sampled, int k, int n,
-                     uint64_t seed, int64_t epoch, int num_threads) {
+                     uint64_t seed, int64_t epoch, int num_threads, int64_t n_epochs) {
     const int64_t n_items = py::len(item_features[0]) - 1;
     hybrid::Settings s = hybrid_settings(f, loss, schedule, learning_rate, rho, epsilon,
                                          max_sampled, k, n, n_items);
@@ -692,14 +692,11 @@ void hybrid_epoch_py(py::tuple user_features, py::tuple item_features,
     for (int64_t r = 0; r < m.positives.rows; ++r)
         for (int64_t j = m.positives.indptr[r]; j < m.positives.indptr[r + 1]; ++j)
             if (rows[j] != r) require(false, "row_of does not match the positives' indptr");
+    require(n_epochs >= 0, "n_epochs must be >= 0");
     {
         py::gil_scoped_release nogil;
-        const int64_t n_samples =
-            loss == hybrid::WARP_KOS ? m.positives.rows : m.positives.indptr[m.positives.rows];
-        std::vector<int64_t> order(static_cast<size_t>(n_samples));
-        hybrid::shuffled(order.data(), n_samples, seed, epoch);
-        hybrid::run_epoch(m.users, m.items, m.positives, rows, order.data(), n_samples, s, seed,
-                          epoch, num_threads);
+        hybrid::run_epochs(m.users, m.items, m.positives, rows, s, seed, epoch, n_epochs,
+                           num_threads);
     }
 }
 
@@ -730,12 +727,18 @@ int64_t hybrid_step_py(py::tuple user_features, py::tuple item_features,
     int64_t result = 1;
     {
         py::gil_scoped_release nogil;
-        hybrid::Scratch sc(f);
+        // The epochs' positive lookup (a bitmap on small data), so that tests check it.
+        const std::vector<uint64_t> bits = hybrid::membership_bits(m.positives, n_items);
+        if (!bits.empty()) {
+            m.positives.bits = bits.data();
+            m.positives.cols = n_items;
+        }
+        hybrid::Scratch sc(s);
         if (loss == hybrid::LOGISTIC) {
             hybrid::logistic_step<0>(m.users, m.items, user, item, y, sc, s);
         } else {
-            hybrid::representation<0>(m.users, user, f, sc.p, &sc.bu);
-            hybrid::representation<0>(m.items, item, f, sc.qi, &sc.bi);
+            sc.user<0>(m.users, user, f);
+            sc.positive<0>(m.items, item, f);
             if (loss == hybrid::BPR) {
                 hybrid::bpr_step<0>(m.users, m.items, user, item, neg[0], sc, s);
             } else {
@@ -1026,7 +1029,9 @@ PYBIND11_MODULE(_core, m) {
           py::arg("f"), py::arg("loss"), py::arg("schedule"), py::arg("learning_rate"),
           py::arg("rho"), py::arg("epsilon"), py::arg("user_alpha"), py::arg("item_alpha"),
           py::arg("max_sampled"), py::arg("k"), py::arg("n"), py::arg("seed"), py::arg("epoch"),
-          py::arg("num_threads"), "One Hogwild epoch of the feature-embedding hybrid model.");
+          py::arg("num_threads"), py::arg("n_epochs") = 1,
+          "n_epochs (default 1) Hogwild epochs of the feature-embedding hybrid model, the first "
+          "numbered `epoch`.");
     m.def("hybrid_step", &hybrid_step_py, py::arg("user_features"), py::arg("item_features"),
           py::arg("pos_indptr").noconvert(), py::arg("pos_indices").noconvert(),
           py::arg("user_state"), py::arg("item_state"), py::arg("f"), py::arg("loss"),

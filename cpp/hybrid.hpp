@@ -26,9 +26,9 @@
 //            dx = sqrt(E[dx2] + eps) / sqrt(E[g2] + eps) g; E[dx2] = rho E[dx2] + (1 - rho) dx^2;
 //            theta -= dx.
 //
-// Threads update the shared arrays without locks (Hogwild). Each thread owns a contiguous
-// block of the epoch's shuffled sample order and its own random stream, derived from
-// (seed, epoch, thread): with one thread the result is fully deterministic.
+// Threads update the shared arrays without locks (Hogwild). Each thread owns the positives of
+// a contiguous range of users, shuffled anew every epoch, and its own random stream, derived
+// from (seed, epoch, thread): with one thread the result is fully deterministic.
 // Kernels take raw pointers and assume validated input (bindings.cpp checks).
 #pragma once
 
@@ -83,6 +83,9 @@ struct Csr {
     const int32_t *indices = nullptr;
     const float *data = nullptr;
     int64_t rows = 0;
+    // Optional dense membership bitmap (rows x cols bits, row-major) for row_contains.
+    const uint64_t *bits = nullptr;
+    int64_t cols = 0;
 };
 
 // One side's (users' or items') feature parameters and optimiser state. Arrays are
@@ -109,10 +112,39 @@ struct Settings {
     int64_t n_items = 0;
 };
 
+// Whether `col` is in the sorted row `row` of m: a branch-free binary search (the outcome of
+// each halving is a conditional move, not a jump the CPU must guess).
 inline bool row_contains(const Csr &m, int64_t row, int32_t col) {
-    const int32_t *first = m.indices + m.indptr[row], *last = m.indices + m.indptr[row + 1];
-    const int32_t *it = std::lower_bound(first, last, col);
-    return it != last && *it == col;
+    if (m.bits) {
+        const uint64_t b = static_cast<uint64_t>(row) * static_cast<uint64_t>(m.cols) +
+                           static_cast<uint64_t>(col);
+        return (m.bits[b >> 6] >> (b & 63)) & 1u;
+    }
+    const int32_t *base = m.indices + m.indptr[row];
+    int64_t n = m.indptr[row + 1] - m.indptr[row];
+    if (n == 0) return false;
+    while (n > 1) {
+        const int64_t half = n / 2;
+        base = base[half] <= col ? base + half : base;
+        n -= half;
+    }
+    return *base == col;
+}
+
+// The entries of m (with cols columns) as a dense bitmap for row_contains (one load instead
+// of a binary search), or an empty vector when it would take more than max_bytes.
+inline std::vector<uint64_t> membership_bits(const Csr &m, int64_t cols,
+                                             int64_t max_bytes = int64_t(8) << 20) {
+    const uint64_t n_bits = static_cast<uint64_t>(m.rows) * static_cast<uint64_t>(cols);
+    if (cols <= 0 || n_bits / 8 > static_cast<uint64_t>(max_bytes)) return {};
+    std::vector<uint64_t> bits((n_bits + 63) / 64, 0);
+    for (int64_t r = 0; r < m.rows; ++r)
+        for (int64_t j = m.indptr[r]; j < m.indptr[r + 1]; ++j) {
+            const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) +
+                               static_cast<uint64_t>(m.indices[j]);
+            bits[b >> 6] |= uint64_t(1) << (b & 63);
+        }
+    return bits;
 }
 
 // WARP's rank estimate after `trials` draws found the first violator, and its loss weight.
@@ -141,57 +173,148 @@ inline float sigmoid(float x) {
 #define TASTEBUD_HYBRID_CLONES
 #endif
 
+// GCC vector extensions (as in sgd.hpp): 16 floats at any alignment. In the default clone they
+// are lowered to SSE registers, in the x86-64-v3 clone to AVX2 pairs, in the x86-64-v4 clone
+// to one zmm register. The loops over a compile-time factor count F (a multiple of 16) are
+// fully unrolled and register resident.
+typedef float hyb_v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float hyb_v8 __attribute__((vector_size(32)));
+typedef float hyb_v4 __attribute__((vector_size(16)));
+
+// Unaligned 16-float load (a macro: a function returning a vector would change the ABI
+// between the clones).
+#define TASTEBUD_HYB_LOAD16(p) (*reinterpret_cast<const hyb_v16 *>(p))
+
+inline float hsum16(hyb_v16 a) {
+    const hyb_v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                     __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    const hyb_v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) +
+                     __builtin_shufflevector(b, b, 4, 5, 6, 7);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+template <int F>
+constexpr bool vectorised = F > 0 && F % 16 == 0;
+
 // out = sum_a x_a emb[a], *bias_out = sum_a x_a bias[a] over the features of `row`.
 template <int F>
 inline void representation(const Side &side, int64_t row, int f_, float *__restrict out,
                            float *bias_out) {
     const int f = F > 0 ? F : f_;
-    for (int d = 0; d < f; ++d) out[d] = 0.0f;
-    float b = 0.0f;
     const Csr &m = side.features;
-    for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
-        const float x = m.data[j];
-        const float *__restrict e = side.emb + static_cast<int64_t>(m.indices[j]) * f;
-        for (int d = 0; d < f; ++d) out[d] += x * e[d];
-        b += x * side.bias[m.indices[j]];
+    float b = 0.0f;
+    if constexpr (vectorised<F>) {
+        hyb_v16 q[F / 16] = {};
+        for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
+            const float x = m.data[j];
+            const int64_t a = m.indices[j];
+            const float *e = side.emb + a * F;
+            for (int t = 0; t < F / 16; ++t) q[t] += x * TASTEBUD_HYB_LOAD16(e + 16 * t);
+            b += x * side.bias[a];
+        }
+        for (int t = 0; t < F / 16; ++t) *reinterpret_cast<hyb_v16 *>(out + 16 * t) = q[t];
+    } else {
+        for (int d = 0; d < f; ++d) out[d] = 0.0f;
+        for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
+            const float x = m.data[j];
+            const int64_t a = m.indices[j];
+            const float *__restrict e = side.emb + a * f;
+            for (int d = 0; d < f; ++d) out[d] += x * e[d];
+            b += x * side.bias[a];
+        }
     }
     *bias_out = b;
 }
 
+// The representation of `row` without a copy when the row is a single feature of weight 1
+// (an identity feature without side information, the common case): a pointer to that
+// feature's embedding. Otherwise the sum is written to buf and buf returned. Callers compute
+// every gradient from these vectors before any update, as with a copy.
 template <int F>
-inline float dot(const float *__restrict a, const float *__restrict b, int f_) {
+inline const float *representation_view(const Side &side, int64_t row, int f_, float *buf,
+                                        float *bias_out) {
     const int f = F > 0 ? F : f_;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int d = 0;
-    for (; d + 8 <= f; d += 8)
-        for (int q = 0; q < 8; ++q) acc[q] += a[d + q] * b[d + q];
-    float s = 0.0f;
-    for (; d < f; ++d) s += a[d] * b[d];
-    for (int q = 0; q < 8; ++q) s += acc[q];
-    return s;
+    const Csr &m = side.features;
+    const int64_t begin = m.indptr[row];
+    if (m.indptr[row + 1] - begin == 1 && m.data[begin] == 1.0f) {
+        const int64_t a = m.indices[begin];
+        *bias_out = side.bias[a];
+        return side.emb + a * f;
+    }
+    representation<F>(side, row, f, buf, bias_out);
+    return buf;
 }
 
-// p . q_j + b_j computed feature by feature (no write of q_j).
+// a . b over f floats: two 16-lane accumulators (half the FMA dependency chain) and a vector
+// tree for the horizontal sum when F is a multiple of 16, else 8 scalar lanes.
+template <int F>
+inline float dot(const float *__restrict a, const float *__restrict b, int f_) {
+    if constexpr (vectorised<F>) {
+        hyb_v16 a0 = {0}, a1 = {0};
+        int t = 0;
+        for (; t + 32 <= F; t += 32) {
+            a0 += TASTEBUD_HYB_LOAD16(a + t) * TASTEBUD_HYB_LOAD16(b + t);
+            a1 += TASTEBUD_HYB_LOAD16(a + t + 16) * TASTEBUD_HYB_LOAD16(b + t + 16);
+        }
+        if (t + 16 <= F) a0 += TASTEBUD_HYB_LOAD16(a + t) * TASTEBUD_HYB_LOAD16(b + t);
+        return hsum16(a0 + a1);
+    } else {
+        const int f = F > 0 ? F : f_;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int d = 0;
+        for (; d + 8 <= f; d += 8)
+            for (int q = 0; q < 8; ++q) acc[q] += a[d + q] * b[d + q];
+        float s = 0.0f;
+        for (; d < f; ++d) s += a[d] * b[d];
+        return s + (((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                    ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+    }
+}
+
+// p . q_j + b_j without writing q_j to memory: a single feature is one dot; several are summed
+// in registers (F a multiple of 16) and dotted once.
 template <int F>
 inline float score_item(const Side &side, int64_t row, const float *__restrict p, int f_) {
     const int f = F > 0 ? F : f_;
     const Csr &m = side.features;
-    float total = 0.0f;
-    for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
-        const int64_t a = m.indices[j];
-        total += m.data[j] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
+    const int64_t begin = m.indptr[row], end = m.indptr[row + 1];
+    if (end - begin == 1) {
+        const int64_t a = m.indices[begin];
+        return m.data[begin] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
     }
-    return total;
+    if constexpr (vectorised<F>) {
+        hyb_v16 q[F / 16] = {};
+        float bias = 0.0f;
+        for (int64_t j = begin; j < end; ++j) {
+            const float x = m.data[j];
+            const int64_t a = m.indices[j];
+            const float *e = side.emb + a * F;
+            for (int t = 0; t < F / 16; ++t) q[t] += x * TASTEBUD_HYB_LOAD16(e + 16 * t);
+            bias += x * side.bias[a];
+        }
+        hyb_v16 acc = {0};
+        for (int t = 0; t < F / 16; ++t) acc += q[t] * TASTEBUD_HYB_LOAD16(p + 16 * t);
+        return hsum16(acc) + bias;
+    } else {
+        float total = 0.0f;
+        for (int64_t j = begin; j < end; ++j) {
+            const int64_t a = m.indices[j];
+            total += m.data[j] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
+        }
+        return total;
+    }
 }
 
 // Applies the gradient scale * grad (+ L2) to the features of `row` of one side.
 // grad: dL/d(representation) (length f); grad_bias: dL/d(bias representation).
 template <int F>
-inline void update_side(const Side &side, int64_t row, const float *__restrict grad,
+inline void update_side(const Side &side, int64_t row, const float *__restrict grad, float scale,
                         float grad_bias, const Settings &s) {
     const Csr &m = side.features;
     const int f = F > 0 ? F : s.f;
     const float lr = s.learning_rate, alpha = side.alpha;
+    // A bias with neither gradient nor penalty keeps its value and its optimiser state.
+    const bool bias_step = grad_bias != 0.0f || alpha != 0.0f;
     for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
         const float x = m.data[j];
         const int64_t a = m.indices[j];
@@ -199,10 +322,11 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
         float *__restrict g1 = side.emb_acc1 + a * f;
         if (s.schedule == ADAGRAD) {
             for (int d = 0; d < f; ++d) {
-                const float g = x * grad[d] + alpha * e[d];
+                const float g = x * (scale * grad[d]) + alpha * e[d];
                 e[d] -= lr * g / std::sqrt(g1[d]);
                 g1[d] += g * g;
             }
+            if (!bias_step) continue;
             const float g = x * grad_bias + alpha * side.bias[a];
             side.bias[a] -= lr * g / std::sqrt(side.bias_acc1[a]);
             side.bias_acc1[a] += g * g;
@@ -210,12 +334,13 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
             const float rho = s.rho, eps = s.epsilon;
             float *__restrict g2 = side.emb_acc2 + a * f;
             for (int d = 0; d < f; ++d) {
-                const float g = x * grad[d] + alpha * e[d];
+                const float g = x * (scale * grad[d]) + alpha * e[d];
                 g1[d] = rho * g1[d] + (1.0f - rho) * g * g;
                 const float dx = std::sqrt(g2[d] + eps) / std::sqrt(g1[d] + eps) * g;
                 g2[d] = rho * g2[d] + (1.0f - rho) * dx * dx;
                 e[d] -= dx;
             }
+            if (!bias_step) continue;
             const float g = x * grad_bias + alpha * side.bias[a];
             side.bias_acc1[a] = rho * side.bias_acc1[a] + (1.0f - rho) * g * g;
             const float dx =
@@ -226,19 +351,43 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
     }
 }
 
-// Per-thread scratch: user, positive and negative representations and gradients.
+// Per-thread scratch: user, positive and negative representations (p, qi, qj: views into the
+// embeddings for single-feature rows, else the buffers), gradients, and WARP's loss weights
+// by number of trials.
 struct Scratch {
     std::vector<float> buf;
-    float *p, *qi, *qj, *gu, *gi, *gj;
+    float *pbuf, *qibuf, *qjbuf, *gu, *gi, *gj;
+    const float *p = nullptr, *qi = nullptr, *qj = nullptr;
     float bu = 0, bi = 0, bj = 0;
+    std::vector<float> warp_weights;  // warp_weights[t] = warp_weight(n_items, t), t >= 1
     std::vector<std::pair<float, int32_t>> kos;  // k-OS: scored sampled positives
-    explicit Scratch(int f) : buf(6 * static_cast<size_t>(f)) {
-        p = buf.data();
-        qi = p + f;
-        qj = qi + f;
-        gu = qj + f;
+    explicit Scratch(const Settings &s) : buf(6 * static_cast<size_t>(s.f)) {
+        const int f = s.f;
+        pbuf = buf.data();
+        qibuf = pbuf + f;
+        qjbuf = qibuf + f;
+        gu = qjbuf + f;
         gi = gu + f;
         gj = gi + f;
+        const int64_t table = std::min<int64_t>(s.max_sampled, 4096);
+        warp_weights.resize(static_cast<size_t>(table) + 1, 0.0f);
+        for (int64_t t = 1; t <= table; ++t) warp_weights[t] = warp_weight(s.n_items, t);
+    }
+    float weight(int64_t n_items, int64_t trials) const {
+        return trials < static_cast<int64_t>(warp_weights.size()) ? warp_weights[trials]
+                                                                  : warp_weight(n_items, trials);
+    }
+    template <int F>
+    void user(const Side &users, int64_t u, int f) {
+        p = representation_view<F>(users, u, f, pbuf, &bu);
+    }
+    template <int F>
+    void positive(const Side &items, int64_t i, int f) {
+        qi = representation_view<F>(items, i, f, qibuf, &bi);
+    }
+    template <int F>
+    void negative(const Side &items, int64_t j, int f) {
+        qj = representation_view<F>(items, j, f, qjbuf, &bj);
     }
 };
 
@@ -248,14 +397,14 @@ template <int F>
 inline void pair_update(const Side &users, const Side &items, int64_t u, int64_t i, int64_t j,
                         float d, Scratch &sc, const Settings &s) {
     const int f = F > 0 ? F : s.f;
-    for (int t = 0; t < f; ++t) {
-        sc.gu[t] = d * (sc.qi[t] - sc.qj[t]);
-        sc.gi[t] = d * sc.p[t];
-        sc.gj[t] = -d * sc.p[t];
-    }
-    update_side<F>(items, i, sc.gi, d, s);
-    update_side<F>(items, j, sc.gj, -d, s);
-    update_side<F>(users, u, sc.gu, 0.0f, s);
+    const float *__restrict p = sc.p, *__restrict qi = sc.qi, *__restrict qj = sc.qj;
+    float *__restrict gu = sc.gu;
+    for (int t = 0; t < f; ++t) gu[t] = d * (qi[t] - qj[t]);
+    // The items' gradients are +-d p, read from p (a view of the user's embedding possibly,
+    // which changes only in the last update).
+    update_side<F>(items, i, p, d, d, s);
+    update_side<F>(items, j, p, -d, -d, s);
+    update_side<F>(users, u, gu, 1.0f, 0.0f, s);
 }
 
 // A pointwise logistic step on (u, i) with label y in {0, 1}; returns the loss.
@@ -263,16 +412,13 @@ template <int F>
 inline float logistic_step(const Side &users, const Side &items, int64_t u, int64_t i, float y,
                            Scratch &sc, const Settings &s) {
     const int f = F > 0 ? F : s.f;
-    representation<F>(users, u, f, sc.p, &sc.bu);
-    representation<F>(items, i, f, sc.qi, &sc.bi);
+    sc.user<F>(users, u, f);
+    sc.positive<F>(items, i, f);
     const float score = dot<F>(sc.p, sc.qi, f) + sc.bu + sc.bi;
     const float d = sigmoid(score) - y;
-    for (int t = 0; t < f; ++t) {
-        sc.gu[t] = d * sc.qi[t];
-        sc.gi[t] = d * sc.p[t];
-    }
-    update_side<F>(items, i, sc.gi, d, s);
-    update_side<F>(users, u, sc.gu, d, s);
+    for (int t = 0; t < f; ++t) sc.gu[t] = d * sc.qi[t];
+    update_side<F>(items, i, sc.p, d, d, s);  // p changes only in the user update, after
+    update_side<F>(users, u, sc.gu, 1.0f, d, s);
     return y > 0.5f ? -std::log(std::max(sigmoid(score), 1e-30f))
                     : -std::log(std::max(sigmoid(-score), 1e-30f));
 }
@@ -281,7 +427,7 @@ inline float logistic_step(const Side &users, const Side &items, int64_t u, int6
 template <int F>
 inline void bpr_step(const Side &users, const Side &items, int64_t u, int64_t i, int64_t j,
                      Scratch &sc, const Settings &s) {
-    representation<F>(items, j, s.f, sc.qj, &sc.bj);
+    sc.negative<F>(items, j, s.f);
     const float x = dot<F>(sc.p, sc.qi, s.f) + sc.bi - dot<F>(sc.p, sc.qj, s.f) - sc.bj;
     pair_update<F>(users, items, u, i, j, -sigmoid(-x), sc, s);
 }
@@ -289,7 +435,9 @@ inline void bpr_step(const Side &users, const Side &items, int64_t u, int64_t i,
 // The WARP search on (u, i) with representations of u and i in sc: draws negatives from
 // next_negative() (returns -1 when exhausted) until one violates the margin; a drawn item
 // that is a positive of u counts as a trial but never as a violator. Returns the number of
-// trials of the update (0 when none was made).
+// trials of the update (0 when none was made). The work per draw is LightFM's (one score of
+// the drawn item against the user, the positive's score computed once per sample); the
+// positive check runs only for violators, as in LightFM.
 template <int F, class NextNegative>
 inline int64_t warp_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
                          int64_t i, Scratch &sc, const Settings &s, NextNegative next_negative) {
@@ -297,12 +445,11 @@ inline int64_t warp_step(const Side &users, const Side &items, const Csr &positi
     for (int64_t trials = 1; trials <= s.max_sampled; ++trials) {
         const int64_t j = next_negative();
         if (j < 0) return 0;
-        // Score without materialising q_j (most draws do not violate the margin); positives
-        // are ruled out only for violators, which is cheaper than checking every draw.
+        // Score without materialising q_j (most draws do not violate the margin).
         if (score_item<F>(items, j, sc.p, s.f) <= s_pos - 1.0f) continue;
         if (row_contains(positives, u, static_cast<int32_t>(j))) continue;
-        representation<F>(items, j, s.f, sc.qj, &sc.bj);
-        const float w = warp_weight(s.n_items, trials);
+        sc.negative<F>(items, j, s.f);
+        const float w = sc.weight(s.n_items, trials);
         if (w > 0.0f) pair_update<F>(users, items, u, i, j, -w, sc, s);
         return trials;
     }
@@ -324,8 +471,8 @@ inline void sample_step(const Side &users, const Side &items, const Csr &positiv
         }
         return;
     }
-    representation<F>(users, u, s.f, sc.p, &sc.bu);
-    representation<F>(items, i, s.f, sc.qi, &sc.bi);
+    sc.user<F>(users, u, s.f);
+    sc.positive<F>(items, i, s.f);
     if (s.loss == BPR) {
         for (int tries = 0; tries < 32; ++tries) {
             const int64_t j = rng.below(s.n_items);
@@ -345,12 +492,11 @@ inline void kos_step(const Side &users, const Side &items, const Csr &positives,
                      Scratch &sc, const Settings &s, Random &rng) {
     const int64_t begin = positives.indptr[u], count = positives.indptr[u + 1] - begin;
     if (count == 0) return;
-    representation<F>(users, u, s.f, sc.p, &sc.bu);
+    sc.user<F>(users, u, s.f);
     sc.kos.clear();
     for (int t = 0; t < s.n; ++t) {
         const int32_t i = positives.indices[begin + rng.below(count)];
-        representation<F>(items, i, s.f, sc.qi, &sc.bi);
-        sc.kos.emplace_back(dot<F>(sc.p, sc.qi, s.f) + sc.bi, i);
+        sc.kos.emplace_back(score_item<F>(items, i, sc.p, s.f), i);
     }
     const size_t kth = static_cast<size_t>(std::min<int64_t>(s.k, s.n)) - 1;
     std::nth_element(sc.kos.begin(), sc.kos.begin() + kth, sc.kos.end(),
@@ -358,7 +504,7 @@ inline void kos_step(const Side &users, const Side &items, const Csr &positives,
                          return a.first > b.first || (a.first == b.first && a.second < b.second);
                      });
     const int64_t i = sc.kos[kth].second;
-    representation<F>(items, i, s.f, sc.qi, &sc.bi);
+    sc.positive<F>(items, i, s.f);
     warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); });
 }
 
@@ -367,7 +513,7 @@ template <int F>
 inline void epoch_block(const Side &users, const Side &items, const Csr &positives,
                         const int32_t *row_of, const int64_t *order, int64_t begin, int64_t end,
                         const Settings &s, Random &rng) {
-    Scratch sc(s.f);
+    Scratch sc(s);
     for (int64_t q = begin; q < end; ++q) {
         const int64_t e = order[q];
         if (s.loss == WARP_KOS) {
@@ -394,26 +540,65 @@ static void epoch_block_dispatch(const Side &users, const Side &items, const Csr
     }
 }
 
-// One epoch. `order` holds the shuffled sample ids: positive entries (CSR positions) for
-// WARP/BPR/logistic, users for k-OS; `row_of` maps an entry to its user. Thread t takes the
-// contiguous block [n t / T, n (t + 1) / T) of the order with the stream (seed, epoch, t).
-inline void run_epoch(const Side &users, const Side &items, const Csr &positives,
-                      const int32_t *row_of, const int64_t *order, int64_t n_samples,
-                      const Settings &s, uint64_t seed, int64_t epoch, int num_threads) {
-    const int threads = static_cast<int>(
-        std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_samples / 64)));
-    parallel_for(threads, threads, [&](int64_t t) {
-        Random rng(seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(t));
-        const int64_t begin = n_samples * t / threads, end = n_samples * (t + 1) / threads;
-        epoch_block_dispatch(users, items, positives, row_of, order, begin, end, s, rng);
-    });
+// Thread blocks of an epoch: thread t takes the samples order[bounds[t], bounds[t + 1]). For
+// the per-entry losses the blocks are the entries of contiguous user ranges (cut at row
+// boundaries so that they hold about equal numbers of entries): no two threads then write the
+// same user's identity embedding, which leaves only item rows shared between Hogwild threads
+// (fewer cache lines moving between cores). For k-OS (one sample per user) the blocks are
+// equal user ranges.
+inline std::vector<int64_t> thread_blocks(const Csr &positives, bool per_user, int threads) {
+    std::vector<int64_t> bounds(static_cast<size_t>(threads) + 1, 0);
+    const int64_t rows = positives.rows, nnz = positives.indptr[rows];
+    int64_t r = 0;
+    for (int t = 1; t < threads; ++t) {
+        if (per_user) {
+            bounds[t] = rows * t / threads;
+        } else {
+            const int64_t target = nnz * t / threads;
+            while (r < rows && positives.indptr[r] < target) ++r;
+            bounds[t] = positives.indptr[r];
+        }
+    }
+    bounds[threads] = per_user ? rows : nnz;
+    return bounds;
 }
 
-// Fisher-Yates shuffle of 0..n-1 from (seed, epoch), into order.
-inline void shuffled(int64_t *order, int64_t n, uint64_t seed, int64_t epoch) {
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    Random rng(seed, static_cast<uint64_t>(epoch), 0xFFFFFFFFULL);
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+// Fisher-Yates shuffle of the ids begin..end-1 into order[begin, end) from the stream
+// (seed, epoch, 0xFFFFFFFF + block).
+inline void shuffled(int64_t *order, int64_t begin, int64_t end, uint64_t seed, int64_t epoch,
+                     int64_t block) {
+    for (int64_t i = begin; i < end; ++i) order[i] = i;
+    Random rng(seed, static_cast<uint64_t>(epoch), 0xFFFFFFFFULL + static_cast<uint64_t>(block));
+    for (int64_t i = end - begin - 1; i > 0; --i)
+        std::swap(order[begin + i], order[begin + rng.below(i + 1)]);
+}
+
+// Epochs first_epoch .. first_epoch + n_epochs - 1. Each epoch, thread t shuffles its block
+// (see thread_blocks) and trains on it with the stream (seed, epoch, t). With one thread the
+// epoch is one shuffle of every sample: the result depends only on the seed.
+inline void run_epochs(const Side &users, const Side &items, const Csr &positives,
+                       const int32_t *row_of, const Settings &s, uint64_t seed,
+                       int64_t first_epoch, int64_t n_epochs, int num_threads) {
+    const bool per_user = s.loss == WARP_KOS;
+    const int64_t n_samples = per_user ? positives.rows : positives.indptr[positives.rows];
+    const int threads = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(resolve_threads(num_threads), n_samples / 64)));
+    const std::vector<int64_t> bounds = thread_blocks(positives, per_user, threads);
+    std::vector<int64_t> order(static_cast<size_t>(n_samples));
+    const std::vector<uint64_t> bits = membership_bits(positives, s.n_items);
+    Csr pos = positives;
+    if (!bits.empty()) {
+        pos.bits = bits.data();
+        pos.cols = s.n_items;
+    }
+    for (int64_t epoch = first_epoch; epoch < first_epoch + n_epochs; ++epoch) {
+        parallel_for(threads, threads, [&](int64_t t) {
+            const int64_t begin = bounds[t], end = bounds[t + 1];
+            shuffled(order.data(), begin, end, seed, epoch, t);
+            Random rng(seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(t));
+            epoch_block_dispatch(users, items, pos, row_of, order.data(), begin, end, s, rng);
+        });
+    }
 }
 
 // Fold-in of new users (cold start): item parameters fixed, each new user u starts from

@@ -381,6 +381,29 @@ def test_similar_items_cosine_of_item_representations():
     np.testing.assert_allclose(got.scores[0], np.sort(sims)[::-1][:5], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["warp", "warp-kos"])
+def test_epochs_in_one_call_equal_epoch_by_epoch(loss):
+    """Training without a progress bar runs every epoch in one kernel call; with one thread it
+    gives exactly the model of the epoch-by-epoch calls made for the progress bar."""
+    a = fast(loss=loss, epochs=4).fit(TRAIN, item_features=DATA.item_features,
+                                      show_progress=False)  # fmt: skip
+    b = fast(loss=loss, epochs=4).fit(TRAIN, item_features=DATA.item_features, show_progress=True)
+    np.testing.assert_array_equal(a.item_feature_emb_, b.item_feature_emb_)
+    np.testing.assert_array_equal(a.user_feature_emb_, b.user_feature_emb_)
+    assert a.epochs_done_ == b.epochs_done_ == 4
+
+
+def test_threads_learn_like_one_thread():
+    """Two Hogwild threads (each on its own block of users) rank about as well as one."""
+    scores = []
+    for threads in (1, 2):
+        model = fast(epochs=10, num_threads=threads).fit(TRAIN, show_progress=False)
+        recs = model.recommend_indices(np.arange(TRAIN.n_users), 10)[0]
+        p = M.ranking_metrics(recs, TEST.matrix, k=10, metrics=("precision",))["precision"]
+        scores.append(float(np.nanmean(p)))
+    assert scores[1] > 0.8 * scores[0]
+
+
 def test_save_load_keeps_features_and_continues(tmp_path):
     model = fit_quiet(
         fast(learning_schedule="adadelta", epochs=3), TRAIN, item_features=DATA.item_features

@@ -117,8 +117,10 @@ class Hybrid(Recommender):
     epochs : int
         Passes over the positives (k-OS: over the users).
     num_threads : int
-        Hogwild threads (0 = all cores). With more than one thread, updates race (benignly)
-        and results vary from run to run; ``num_threads=1`` is deterministic.
+        Hogwild threads (0 = all cores). Each thread trains on the positives of its own
+        contiguous range of users (no user identity embedding is written by two threads).
+        With more than one thread, updates of shared parameters race (benignly) and results
+        vary from run to run; ``num_threads=1`` is deterministic.
     random_state : int
         Seed of the initialisation and of the per-thread sampling streams.
     identity_features : bool
@@ -539,8 +541,13 @@ class Hybrid(Recommender):
             raise RuntimeError("feature matrices do not match the vocabularies")  # internal
         threads = search.resolve_threads(self.num_threads)
         seed = int(self.random_state) & 0xFFFFFFFFFFFFFFFF
-        bar = tqdm(range(epochs), desc="Hybrid", disable=not show_progress, leave=False)
-        for _ in bar:
+        # With a progress bar, one kernel call per epoch; without, one call for all epochs
+        # (the inputs are checked once and the threads start once per epoch, not per call).
+        chunk = 1 if show_progress else max(epochs, 1)
+        bar = tqdm(total=epochs, desc="Hybrid", disable=not show_progress, leave=False)
+        done = 0
+        while done < epochs:
+            n = min(chunk, epochs - done)
             _core.hybrid_epoch(
                 uf, itf, positives.indptr, positives.indices, row_of,
                 self._state("user"), self._state("item"),
@@ -548,9 +555,12 @@ class Hybrid(Recommender):
                 float(self.learning_rate), float(self.rho), float(self.epsilon),
                 float(self.user_alpha), float(self.item_alpha),
                 int(self.max_sampled), int(self.k), int(self.n),
-                seed, int(self.epochs_done_), threads,
+                seed, int(self.epochs_done_), threads, n,
             )  # fmt: skip
-            self.epochs_done_ += 1
+            self.epochs_done_ += n
+            done += n
+            bar.update(n)
+        bar.close()
         for side in _SIDES:
             emb = getattr(self, f"{side}_feature_emb_")
             if not np.isfinite(emb).all():
