@@ -1075,10 +1075,65 @@ def _lightfm_topk(model: Any, item_features: Any, train: sp.csr_matrix, users: n
     return topk(q, it, k, exclude=train[users], item_bias=ib.astype(np.float32))[0]
 
 
+def _hybrid_cold_split(positives: Any, genres: Any, item_features: Any, seed: int) -> tuple:
+    """10% of the items (rng ``seed``) held out of training: (train interactions, their
+    item features, held-out columns, users with held-out positives, their held-out positives,
+    held-out items' features)."""
+    from tastebud.data import Features, Interactions
+
+    n_items = positives.n_items
+    rng = np.random.default_rng(seed)
+    held = np.sort(rng.choice(n_items, n_items // 10, replace=False))
+    is_held = np.zeros(n_items, dtype=bool)
+    is_held[held] = True
+    arrays = positives.to_arrays()
+    keep = ~is_held[positives.items.index(arrays["item"])]
+    warm_items = positives.items.ids(np.flatnonzero(~is_held))
+    train = Interactions.from_arrays(
+        arrays["user"][keep], arrays["item"][keep], user_ids=positives.users, item_ids=warm_items
+    )
+    held_matrix = positives.matrix[:, held]
+    users = np.flatnonzero(np.diff(held_matrix.indptr) > 0)
+    new_items = Features(genres.matrix[held], positives.items.ids(held), genres.names)
+    return (train, item_features.align(train.items), held, users, held_matrix[users],
+            new_items)  # fmt: skip
+
+
+def _choose_identity_dropout(
+    cold_train: Any, ml: Any, grid: list[float], seeds: list[int], threads: int, epochs: int,
+    k: int,
+) -> tuple[float, list[dict[str, Any]]]:  # fmt: skip
+    """Identity dropout chosen WITHOUT the test hold-out: 10% of the training items (seed 43)
+    are held out of a second split of the training data, and the p of the best mean
+    NDCG@k over ``seeds`` on those validation items is returned (with the per-p results)."""
+    from tastebud import Hybrid
+    from tastebud.search import topk
+
+    genres = ml.item_features.align(cold_train.items)
+    v_train, v_genres, _, v_users, v_relevant, v_new = _hybrid_cold_split(
+        cold_train, genres, ml.item_features, 43
+    )
+    users = v_train.users.ids(v_users)
+    results = []
+    for p in grid:
+        values = []
+        for seed in seeds:
+            model = Hybrid(
+                factors=64, loss="warp", learning_rate=0.05, epochs=epochs, num_threads=threads,
+                random_state=seed, identity_dropout=p,
+            ).fit(v_train, item_features=v_genres, show_progress=False)  # fmt: skip
+            recs = topk(model.score_items(v_new, users), k=k)[0]
+            values.append(_ranking(recs, v_relevant, k)["ndcg"])
+        results.append({"identity_dropout": p, f"val_ndcg@{k}": statistics.fmean(values)})
+        print(f"  validation: identity_dropout={p:<4} NDCG@{k} {results[-1][f'val_ndcg@{k}']:.4f}")
+    best = max(results, key=lambda r: r[f"val_ndcg@{k}"])["identity_dropout"]
+    return float(best), results
+
+
 def bench_hybrid(args: argparse.Namespace) -> None:
     """ml-100k, ratings >= 4 as positives: LightFM vs tastebud Hybrid, warm and cold start."""
     from tastebud import Hybrid
-    from tastebud.data import Features, Interactions, datasets, split
+    from tastebud.data import Features, datasets, split
 
     threads, k, epochs = args.threads, 10, args.epochs
     ml = datasets.load_movielens(args.data_dir)
@@ -1103,6 +1158,16 @@ def bench_hybrid(args: argparse.Namespace) -> None:
     train_coo = _writable_coo(train.matrix)
 
     seeds = list(args.seeds)
+    cold_train, warm_genres, held, cold_users, cold_relevant, new_items = _hybrid_cold_split(
+        positives, genres, ml.item_features, 42
+    )
+    dropout, validation = None, []
+    if args.dropout_grid:
+        print("identity dropout chosen on a validation split of the cold-start training items:")
+        dropout, validation = _choose_identity_dropout(
+            cold_train, ml, list(args.dropout_grid), seeds, threads, epochs, k
+        )
+        print(f"  chosen identity_dropout = {dropout}")
 
     def summarise(name: str, features: bool, fits: list[float], per_seed: list[dict]) -> None:
         """Fit time: median over every run; metrics: mean (and sd) over the seeds of each
@@ -1122,7 +1187,7 @@ def bench_hybrid(args: argparse.Namespace) -> None:
             f"NDCG@10 {row['ndcg@10']:.4f} ± {row['ndcg@10_sd']:.4f}"
         )
 
-    for with_genres in (False, True):
+    for with_genres in () if args.cold_only else (False, True):
         feats = _writable_coo(lfm_features).tocsr() if with_genres else None
         models: list[tuple[str, Callable[[int], Any], Callable[[Any], np.ndarray]]] = []
         if LightFM is not None:
@@ -1141,6 +1206,15 @@ def bench_hybrid(args: argparse.Namespace) -> None:
             ).fit(train, item_features=genres if g else None, show_progress=False),
             lambda m: m.recommend_indices(eval_users, k)[0],
         ))  # fmt: skip
+        if with_genres and dropout:
+            models.append((
+                f"tastebud Hybrid (warp), identity dropout {dropout}",
+                lambda seed: Hybrid(
+                    factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
+                    num_threads=threads, random_state=seed, identity_dropout=dropout,
+                ).fit(train, item_features=genres, show_progress=False),
+                lambda m: m.recommend_indices(eval_users, k)[0],
+            ))  # fmt: skip
         fits: dict[str, list[float]] = {name: [] for name, _, _ in models}
         per_seed: dict[str, list[dict]] = {name: [] for name, _, _ in models}
         for seed in seeds:
@@ -1164,44 +1238,32 @@ def bench_hybrid(args: argparse.Namespace) -> None:
         if peer is not None:
             r["speedup_vs_lightfm"] = peer["fit_s"] / r["fit_s"]
             r["P@10_vs_lightfm"] = r["precision@10"] - peer["precision@10"]
-    print_table(
-        f"ml-100k warm start: WARP, 64 factors, lr 0.05, {epochs} epochs, {threads} threads; "
-        f"fit: median of {len(seeds) * args.repeats} runs; metrics: mean ± sd over "
-        f"{len(seeds)} seeds {seeds}",
-        rows,
-        [
-            "model",
-            "genres",
-            "fit_s",
-            "epoch_ms",
-            "precision@10",
-            "precision@10_sd",
-            "recall@10",
-            "ndcg@10",
-            "ndcg@10_sd",
-            "speedup_vs_lightfm",
-            "P@10_vs_lightfm",
-        ],
-    )
+    if rows:
+        print_table(
+            f"ml-100k warm start: WARP, 64 factors, lr 0.05, {epochs} epochs, {threads} threads; "
+            f"fit: median of {len(seeds) * args.repeats} runs; metrics: mean ± sd over "
+            f"{len(seeds)} seeds {seeds}",
+            rows,
+            [
+                "model",
+                "genres",
+                "fit_s",
+                "epoch_ms",
+                "precision@10",
+                "precision@10_sd",
+                "recall@10",
+                "ndcg@10",
+                "ndcg@10_sd",
+                "speedup_vs_lightfm",
+                "P@10_vs_lightfm",
+            ],
+        )
 
     # ---- cold start: 10% of the items never seen in training, ranked among themselves
+    # (the same split as _hybrid_cold_split(..., 42); rng continues for the random row)
     rng = np.random.default_rng(42)
-    held = np.sort(rng.choice(n_items, n_items // 10, replace=False))
-    is_held = np.zeros(n_items, dtype=bool)
-    is_held[held] = True
-    arrays = positives.to_arrays()
-    col = positives.items.index(arrays["item"])
-    keep = ~is_held[col]
-    warm_items = positives.items.ids(np.flatnonzero(~is_held))
-    cold_train = Interactions.from_arrays(
-        arrays["user"][keep], arrays["item"][keep], user_ids=positives.users, item_ids=warm_items
-    )
-    held_matrix = positives.matrix[:, held]
-    cold_users = np.flatnonzero(np.diff(held_matrix.indptr) > 0)
-    cold_relevant = held_matrix[cold_users]
+    rng.choice(n_items, n_items // 10, replace=False)
     held_genres = genres.matrix[held]
-    held_ids = positives.items.ids(held)
-    warm_genres = ml.item_features.align(cold_train.items)
     print(
         f"\ncold start: {held.size} items held out (seed 42), {cold_users.size} users with "
         f"positives among them; training on {cold_train.nnz} positives"
@@ -1236,7 +1298,6 @@ def bench_hybrid(args: argparse.Namespace) -> None:
     cold_scores: dict[str, list[np.ndarray]] = {}
     n_warm = cold_train.n_items
     users = cold_train.users.ids(cold_users)
-    new_items = Features(held_genres, held_ids, genres.names)
     for seed in seeds:
         if LightFM is not None:
             lfm_warm = sp.csr_matrix(
@@ -1269,6 +1330,14 @@ def bench_hybrid(args: argparse.Namespace) -> None:
         cold_scores.setdefault("tastebud Hybrid (identity + genres)", []).append(
             model.score_items(new_items, users)
         )
+        if dropout:
+            model = Hybrid(
+                factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
+                num_threads=threads, random_state=seed, identity_dropout=dropout,
+            ).fit(cold_train, item_features=warm_genres, show_progress=False)  # fmt: skip
+            cold_scores.setdefault(
+                f"tastebud Hybrid, identity dropout {dropout} (identity + genres)", []
+            ).append(model.score_items(new_items, users))
         content = Hybrid(
             factors=64,
             loss="warp",
@@ -1294,7 +1363,15 @@ def bench_hybrid(args: argparse.Namespace) -> None:
         cold_rows,
         ["model", "seeds", "precision@10", "recall@10", "ndcg@10", "ndcg@10_sd"],
     )
-    save("hybrid_ml100k", {"args": vars(args), "warm": rows, "cold": cold_rows})
+    save(
+        "hybrid_ml100k",
+        {
+            "args": vars(args),
+            "warm": rows,
+            "cold": cold_rows,
+            "identity_dropout": {"chosen": dropout, "validation": validation},
+        },
+    )
 
 
 # --------------------------------------------------------------------------- distributed
@@ -1809,6 +1886,15 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         default=[42],
         help="model seeds of both libraries (metrics: mean ± sd over the seeds)",
+    )
+    p.add_argument("--cold-only", action="store_true", help="only the cold-start part")
+    p.add_argument(
+        "--dropout-grid",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.1, 0.2, 0.3, 0.5],
+        help="identity_dropout values tried on the validation split of the training items "
+        "(the best one gets its own rows; none: no identity-dropout rows)",
     )
     p.set_defaults(func=bench_hybrid)
     p = sub.add_parser("distributed", help="Dask ALS + recommend_all vs 1 process vs Spark ALS")

@@ -679,13 +679,31 @@ void hybrid_epoch_py(py::tuple user_features, py::tuple item_features,
                      carray<int32_t> row_of, py::tuple user_state, py::tuple item_state, int f,
                      int loss, int schedule, float learning_rate, float rho, float epsilon,
                      float user_alpha, float item_alpha, int max_sampled, int k, int n,
-                     uint64_t seed, int64_t epoch, int num_threads, int64_t n_epochs) {
+                     uint64_t seed, int64_t epoch, int num_threads, int64_t n_epochs,
+                     float identity_dropout, py::object item_identity) {
     const int64_t n_items = py::len(item_features[0]) - 1;
     hybrid::Settings s = hybrid_settings(f, loss, schedule, learning_rate, rho, epsilon,
                                          max_sampled, k, n, n_items);
+    require(std::isfinite(identity_dropout) && identity_dropout >= 0.0f &&
+                identity_dropout <= 1.0f,
+            "identity_dropout must be in [0, 1]");
+    s.identity_dropout = identity_dropout;
     std::vector<py::object> keep;
     HybridModel m = hybrid_model(user_features, item_features, pos_indptr, pos_indices,
                                  user_state, item_state, user_alpha, item_alpha, s, keep);
+    carray<int32_t> identity;
+    if (!item_identity.is_none()) {
+        require(carray<int32_t>::check_(item_identity),
+                "item_identity must be a C-contiguous int32 ndarray");
+        identity = item_identity.cast<carray<int32_t>>();
+        require(identity.ndim() == 1 && identity.shape(0) == n_items,
+                "item_identity must have one entry per item");
+        const int64_t n_if = py::len(item_state[1]);
+        for (int64_t r = 0; r < n_items; ++r)
+            if (identity.data()[r] < -1 || identity.data()[r] >= n_if)
+                require(false, "item_identity entries must be -1 or a feature index");
+        m.items.identity = identity.data();
+    }
     require(row_of.ndim() == 1 && row_of.shape(0) == pos_indices.shape(0),
             "row_of must have one entry per positive");
     const int32_t *rows = row_of.data();
@@ -708,13 +726,18 @@ int64_t hybrid_step_py(py::tuple user_features, py::tuple item_features,
                        py::tuple user_state, py::tuple item_state, int f, int loss,
                        int schedule, float learning_rate, float rho, float epsilon,
                        float user_alpha, float item_alpha, int max_sampled, int64_t user,
-                       int64_t item, carray<int64_t> negatives, float y) {
+                       int64_t item, carray<int64_t> negatives, float y, int64_t skip_positive,
+                       int64_t skip_negative) {
     const int64_t n_items = py::len(item_features[0]) - 1;
     hybrid::Settings s = hybrid_settings(f, loss, schedule, learning_rate, rho, epsilon,
                                          max_sampled, 1, 1, n_items);
     std::vector<py::object> keep;
     HybridModel m = hybrid_model(user_features, item_features, pos_indptr, pos_indices,
                                  user_state, item_state, user_alpha, item_alpha, s, keep);
+    const int64_t n_if = py::len(item_state[1]);
+    require(skip_positive >= -1 && skip_positive < n_if && skip_negative >= -1 &&
+                skip_negative < n_if,
+            "skip_positive and skip_negative must be -1 or an item feature index");
     require(user >= 0 && user < m.positives.rows, "user out of range");
     require(item >= 0 && item < n_items, "item out of range");
     require(negatives.ndim() == 1, "negatives must be 1-D");
@@ -735,16 +758,19 @@ int64_t hybrid_step_py(py::tuple user_features, py::tuple item_features,
         }
         hybrid::Scratch sc(s);
         if (loss == hybrid::LOGISTIC) {
-            hybrid::logistic_step<0>(m.users, m.items, user, item, y, sc, s);
+            hybrid::logistic_step<0>(m.users, m.items, user, item, y, sc, s, skip_positive);
         } else {
             sc.user<0>(m.users, user, f);
-            sc.positive<0>(m.items, item, f);
+            sc.positive<0>(m.items, item, f, skip_positive);
             if (loss == hybrid::BPR) {
-                hybrid::bpr_step<0>(m.users, m.items, user, item, neg[0], sc, s);
+                hybrid::bpr_step<0>(m.users, m.items, user, item, neg[0], sc, s,
+                                    skip_negative);
             } else {
                 int64_t next = 0;
-                result = hybrid::warp_step<0>(m.users, m.items, m.positives, user, item, sc, s,
-                                           [&]() { return next < n_neg ? neg[next++] : -1; });
+                result = hybrid::warp_step<0>(
+                    m.users, m.items, m.positives, user, item, sc, s,
+                    [&]() { return next < n_neg ? neg[next++] : -1; },
+                    [&](int64_t) { return skip_negative; });
             }
         }
     }
@@ -1029,16 +1055,20 @@ PYBIND11_MODULE(_core, m) {
           py::arg("f"), py::arg("loss"), py::arg("schedule"), py::arg("learning_rate"),
           py::arg("rho"), py::arg("epsilon"), py::arg("user_alpha"), py::arg("item_alpha"),
           py::arg("max_sampled"), py::arg("k"), py::arg("n"), py::arg("seed"), py::arg("epoch"),
-          py::arg("num_threads"), py::arg("n_epochs") = 1,
+          py::arg("num_threads"), py::arg("n_epochs") = 1, py::arg("identity_dropout") = 0.0f,
+          py::arg("item_identity") = py::none(),
           "n_epochs (default 1) Hogwild epochs of the feature-embedding hybrid model, the first "
-          "numbered `epoch`.");
+          "numbered `epoch`; with identity_dropout > 0 a sampled item leaves out its identity "
+          "feature item_identity[i] (int32, -1: none) with that probability.");
     m.def("hybrid_step", &hybrid_step_py, py::arg("user_features"), py::arg("item_features"),
           py::arg("pos_indptr").noconvert(), py::arg("pos_indices").noconvert(),
           py::arg("user_state"), py::arg("item_state"), py::arg("f"), py::arg("loss"),
           py::arg("schedule"), py::arg("learning_rate"), py::arg("rho"), py::arg("epsilon"),
           py::arg("user_alpha"), py::arg("item_alpha"), py::arg("max_sampled"),
           py::arg("user"), py::arg("item"), py::arg("negatives").noconvert(), py::arg("y"),
-          "One deterministic SGD step of the hybrid model (for tests).");
+          py::arg("skip_positive") = -1, py::arg("skip_negative") = -1,
+          "One deterministic SGD step of the hybrid model (for tests); the positive / every "
+          "negative leaves out item feature skip_positive / skip_negative (-1: none).");
     m.def("hybrid_fold_in", &hybrid_fold_in_py, py::arg("item_repr").noconvert(),
           py::arg("item_bias").noconvert(), py::arg("pos_indptr").noconvert(),
           py::arg("pos_indices").noconvert(), py::arg("start").noconvert(), py::arg("epochs"),

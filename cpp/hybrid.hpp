@@ -97,6 +97,8 @@ struct Side {
     float *emb_acc2 = nullptr, *bias_acc2 = nullptr;
     Csr features;
     float alpha = 0.0f;
+    // Identity feature of each row (-1: none), for identity dropout; nullptr: none known.
+    const int32_t *identity = nullptr;
 };
 
 struct Settings {
@@ -110,6 +112,9 @@ struct Settings {
     int k = 5;
     int n = 10;
     int64_t n_items = 0;
+    // Identity dropout (DropoutNet, Volkovs et al. 2017): probability that a sampled item is
+    // represented without its identity feature (by its side features alone) in a step.
+    float identity_dropout = 0.0f;
 };
 
 // Whether `col` is in the sorted row `row` of m: a branch-free binary search (the outcome of
@@ -196,10 +201,11 @@ inline float hsum16(hyb_v16 a) {
 template <int F>
 constexpr bool vectorised = F > 0 && F % 16 == 0;
 
-// out = sum_a x_a emb[a], *bias_out = sum_a x_a bias[a] over the features of `row`.
+// out = sum_a x_a emb[a], *bias_out = sum_a x_a bias[a] over the features of `row` other
+// than `skip` (a dropped identity feature; -1: none).
 template <int F>
 inline void representation(const Side &side, int64_t row, int f_, float *__restrict out,
-                           float *bias_out) {
+                           float *bias_out, int64_t skip = -1) {
     const int f = F > 0 ? F : f_;
     const Csr &m = side.features;
     float b = 0.0f;
@@ -208,6 +214,7 @@ inline void representation(const Side &side, int64_t row, int f_, float *__restr
         for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
             const float x = m.data[j];
             const int64_t a = m.indices[j];
+            if (a == skip) continue;
             const float *e = side.emb + a * F;
             for (int t = 0; t < F / 16; ++t) q[t] += x * TASTEBUD_HYB_LOAD16(e + 16 * t);
             b += x * side.bias[a];
@@ -218,6 +225,7 @@ inline void representation(const Side &side, int64_t row, int f_, float *__restr
         for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
             const float x = m.data[j];
             const int64_t a = m.indices[j];
+            if (a == skip) continue;
             const float *__restrict e = side.emb + a * f;
             for (int d = 0; d < f; ++d) out[d] += x * e[d];
             b += x * side.bias[a];
@@ -232,16 +240,16 @@ inline void representation(const Side &side, int64_t row, int f_, float *__restr
 // every gradient from these vectors before any update, as with a copy.
 template <int F>
 inline const float *representation_view(const Side &side, int64_t row, int f_, float *buf,
-                                        float *bias_out) {
+                                        float *bias_out, int64_t skip = -1) {
     const int f = F > 0 ? F : f_;
     const Csr &m = side.features;
     const int64_t begin = m.indptr[row];
-    if (m.indptr[row + 1] - begin == 1 && m.data[begin] == 1.0f) {
+    if (m.indptr[row + 1] - begin == 1 && m.data[begin] == 1.0f && skip < 0) {
         const int64_t a = m.indices[begin];
         *bias_out = side.bias[a];
         return side.emb + a * f;
     }
-    representation<F>(side, row, f, buf, bias_out);
+    representation<F>(side, row, f, buf, bias_out, skip);
     return buf;
 }
 
@@ -272,13 +280,14 @@ inline float dot(const float *__restrict a, const float *__restrict b, int f_) {
 }
 
 // p . q_j + b_j without writing q_j to memory: a single feature is one dot; several are summed
-// in registers (F a multiple of 16) and dotted once.
+// in registers (F a multiple of 16) and dotted once. Feature `skip` (-1: none) is left out.
 template <int F>
-inline float score_item(const Side &side, int64_t row, const float *__restrict p, int f_) {
+inline float score_item(const Side &side, int64_t row, const float *__restrict p, int f_,
+                        int64_t skip = -1) {
     const int f = F > 0 ? F : f_;
     const Csr &m = side.features;
     const int64_t begin = m.indptr[row], end = m.indptr[row + 1];
-    if (end - begin == 1) {
+    if (end - begin == 1 && skip < 0) {
         const int64_t a = m.indices[begin];
         return m.data[begin] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
     }
@@ -288,6 +297,7 @@ inline float score_item(const Side &side, int64_t row, const float *__restrict p
         for (int64_t j = begin; j < end; ++j) {
             const float x = m.data[j];
             const int64_t a = m.indices[j];
+            if (a == skip) continue;
             const float *e = side.emb + a * F;
             for (int t = 0; t < F / 16; ++t) q[t] += x * TASTEBUD_HYB_LOAD16(e + 16 * t);
             bias += x * side.bias[a];
@@ -299,17 +309,19 @@ inline float score_item(const Side &side, int64_t row, const float *__restrict p
         float total = 0.0f;
         for (int64_t j = begin; j < end; ++j) {
             const int64_t a = m.indices[j];
+            if (a == skip) continue;
             total += m.data[j] * (dot<F>(p, side.emb + a * f, f) + side.bias[a]);
         }
         return total;
     }
 }
 
-// Applies the gradient scale * grad (+ L2) to the features of `row` of one side.
+// Applies the gradient scale * grad (+ L2) to the features of `row` of one side, except the
+// dropped feature `skip` (-1: none), which took no part in the representation.
 // grad: dL/d(representation) (length f); grad_bias: dL/d(bias representation).
 template <int F>
 inline void update_side(const Side &side, int64_t row, const float *__restrict grad, float scale,
-                        float grad_bias, const Settings &s) {
+                        float grad_bias, const Settings &s, int64_t skip = -1) {
     const Csr &m = side.features;
     const int f = F > 0 ? F : s.f;
     const float lr = s.learning_rate, alpha = side.alpha;
@@ -318,6 +330,7 @@ inline void update_side(const Side &side, int64_t row, const float *__restrict g
     for (int64_t j = m.indptr[row]; j < m.indptr[row + 1]; ++j) {
         const float x = m.data[j];
         const int64_t a = m.indices[j];
+        if (a == skip) continue;
         float *__restrict e = side.emb + a * f;
         float *__restrict g1 = side.emb_acc1 + a * f;
         if (s.schedule == ADAGRAD) {
@@ -359,6 +372,7 @@ struct Scratch {
     float *pbuf, *qibuf, *qjbuf, *gu, *gi, *gj;
     const float *p = nullptr, *qi = nullptr, *qj = nullptr;
     float bu = 0, bi = 0, bj = 0;
+    int64_t skip_i = -1, skip_j = -1;  // dropped identity features of qi and qj (-1: none)
     std::vector<float> warp_weights;  // warp_weights[t] = warp_weight(n_items, t), t >= 1
     std::vector<std::pair<float, int32_t>> kos;  // k-OS: scored sampled positives
     explicit Scratch(const Settings &s) : buf(6 * static_cast<size_t>(s.f)) {
@@ -382,14 +396,29 @@ struct Scratch {
         p = representation_view<F>(users, u, f, pbuf, &bu);
     }
     template <int F>
-    void positive(const Side &items, int64_t i, int f) {
-        qi = representation_view<F>(items, i, f, qibuf, &bi);
+    void positive(const Side &items, int64_t i, int f, int64_t skip = -1) {
+        skip_i = skip;
+        qi = representation_view<F>(items, i, f, qibuf, &bi, skip);
     }
     template <int F>
-    void negative(const Side &items, int64_t j, int f) {
-        qj = representation_view<F>(items, j, f, qjbuf, &bj);
+    void negative(const Side &items, int64_t j, int f, int64_t skip = -1) {
+        skip_j = skip;
+        qj = representation_view<F>(items, j, f, qjbuf, &bj, skip);
     }
 };
+
+// Identity dropout: the identity feature of item `row` to leave out of this step's
+// representation, with probability s.identity_dropout, or -1. Only items with side features
+// besides their identity are eligible (without them nothing would be left to learn from);
+// the generator is not touched when nothing is eligible (so p = 0 changes nothing).
+inline int64_t dropped_identity(const Side &items, int64_t row, const Settings &s,
+                                Random &rng) {
+    if (!(s.identity_dropout > 0.0f) || items.identity == nullptr) return -1;
+    const int64_t a = items.identity[row];
+    if (a < 0 || items.features.indptr[row + 1] - items.features.indptr[row] < 2) return -1;
+    const float u = static_cast<float>(rng.next() >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    return u < s.identity_dropout ? a : -1;
+}
 
 // A pairwise step given d = dL/ds_ui (the negative gets -d): user and both items updated
 // from the representations held in `sc` (computed before any update).
@@ -402,32 +431,34 @@ inline void pair_update(const Side &users, const Side &items, int64_t u, int64_t
     for (int t = 0; t < f; ++t) gu[t] = d * (qi[t] - qj[t]);
     // The items' gradients are +-d p, read from p (a view of the user's embedding possibly,
     // which changes only in the last update).
-    update_side<F>(items, i, p, d, d, s);
-    update_side<F>(items, j, p, -d, -d, s);
+    update_side<F>(items, i, p, d, d, s, sc.skip_i);
+    update_side<F>(items, j, p, -d, -d, s, sc.skip_j);
     update_side<F>(users, u, gu, 1.0f, 0.0f, s);
 }
 
-// A pointwise logistic step on (u, i) with label y in {0, 1}; returns the loss.
+// A pointwise logistic step on (u, i) with label y in {0, 1}, item i without its feature
+// `skip` (-1: none); returns the loss.
 template <int F>
 inline float logistic_step(const Side &users, const Side &items, int64_t u, int64_t i, float y,
-                           Scratch &sc, const Settings &s) {
+                           Scratch &sc, const Settings &s, int64_t skip = -1) {
     const int f = F > 0 ? F : s.f;
     sc.user<F>(users, u, f);
-    sc.positive<F>(items, i, f);
+    sc.positive<F>(items, i, f, skip);
     const float score = dot<F>(sc.p, sc.qi, f) + sc.bu + sc.bi;
     const float d = sigmoid(score) - y;
     for (int t = 0; t < f; ++t) sc.gu[t] = d * sc.qi[t];
-    update_side<F>(items, i, sc.p, d, d, s);  // p changes only in the user update, after
+    update_side<F>(items, i, sc.p, d, d, s, skip);  // p changes only in the user update, after
     update_side<F>(users, u, sc.gu, 1.0f, d, s);
     return y > 0.5f ? -std::log(std::max(sigmoid(score), 1e-30f))
                     : -std::log(std::max(sigmoid(-score), 1e-30f));
 }
 
-// A BPR step on (u, i, j) with representations of u and i already in sc.
+// A BPR step on (u, i, j) with representations of u and i already in sc, j without its
+// feature `skip_j` (-1: none).
 template <int F>
 inline void bpr_step(const Side &users, const Side &items, int64_t u, int64_t i, int64_t j,
-                     Scratch &sc, const Settings &s) {
-    sc.negative<F>(items, j, s.f);
+                     Scratch &sc, const Settings &s, int64_t skip_j = -1) {
+    sc.negative<F>(items, j, s.f, skip_j);
     const float x = dot<F>(sc.p, sc.qi, s.f) + sc.bi - dot<F>(sc.p, sc.qj, s.f) - sc.bj;
     pair_update<F>(users, items, u, i, j, -sigmoid(-x), sc, s);
 }
@@ -437,18 +468,21 @@ inline void bpr_step(const Side &users, const Side &items, int64_t u, int64_t i,
 // that is a positive of u counts as a trial but never as a violator. Returns the number of
 // trials of the update (0 when none was made). The work per draw is LightFM's (one score of
 // the drawn item against the user, the positive's score computed once per sample); the
-// positive check runs only for violators, as in LightFM.
-template <int F, class NextNegative>
+// positive check runs only for violators, as in LightFM. skip_of(j) is the feature a drawn
+// negative j leaves out (identity dropout; -1: none).
+template <int F, class NextNegative, class SkipOf>
 inline int64_t warp_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
-                         int64_t i, Scratch &sc, const Settings &s, NextNegative next_negative) {
+                         int64_t i, Scratch &sc, const Settings &s, NextNegative next_negative,
+                         SkipOf skip_of) {
     const float s_pos = dot<F>(sc.p, sc.qi, s.f) + sc.bi;  // b_u cancels in the margin
     for (int64_t trials = 1; trials <= s.max_sampled; ++trials) {
         const int64_t j = next_negative();
         if (j < 0) return 0;
+        const int64_t skip = skip_of(j);
         // Score without materialising q_j (most draws do not violate the margin).
-        if (score_item<F>(items, j, sc.p, s.f) <= s_pos - 1.0f) continue;
+        if (score_item<F>(items, j, sc.p, s.f, skip) <= s_pos - 1.0f) continue;
         if (row_contains(positives, u, static_cast<int32_t>(j))) continue;
-        sc.negative<F>(items, j, s.f);
+        sc.negative<F>(items, j, s.f, skip);
         const float w = sc.weight(s.n_items, trials);
         if (w > 0.0f) pair_update<F>(users, items, u, i, j, -w, sc, s);
         return trials;
@@ -460,30 +494,32 @@ inline int64_t warp_step(const Side &users, const Side &items, const Csr &positi
 template <int F>
 inline void sample_step(const Side &users, const Side &items, const Csr &positives, int64_t u,
                         int64_t i, Scratch &sc, const Settings &s, Random &rng) {
+    auto skip_of = [&](int64_t j) { return dropped_identity(items, j, s, rng); };
     if (s.loss == LOGISTIC) {
-        logistic_step<F>(users, items, u, i, 1.0f, sc, s);
+        logistic_step<F>(users, items, u, i, 1.0f, sc, s, skip_of(i));
         for (int tries = 0; tries < 32; ++tries) {
             const int64_t j = rng.below(s.n_items);
             if (!row_contains(positives, u, static_cast<int32_t>(j))) {
-                logistic_step<F>(users, items, u, j, 0.0f, sc, s);
+                logistic_step<F>(users, items, u, j, 0.0f, sc, s, skip_of(j));
                 break;
             }
         }
         return;
     }
     sc.user<F>(users, u, s.f);
-    sc.positive<F>(items, i, s.f);
+    sc.positive<F>(items, i, s.f, skip_of(i));
     if (s.loss == BPR) {
         for (int tries = 0; tries < 32; ++tries) {
             const int64_t j = rng.below(s.n_items);
             if (!row_contains(positives, u, static_cast<int32_t>(j))) {
-                bpr_step<F>(users, items, u, i, j, sc, s);
+                bpr_step<F>(users, items, u, i, j, sc, s, skip_of(j));
                 return;
             }
         }
         return;
     }
-    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); });
+    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); },
+                 skip_of);
 }
 
 // k-OS WARP for user u: the k-th best of n sampled positives is the positive of a WARP step.
@@ -504,8 +540,10 @@ inline void kos_step(const Side &users, const Side &items, const Csr &positives,
                          return a.first > b.first || (a.first == b.first && a.second < b.second);
                      });
     const int64_t i = sc.kos[kth].second;
-    sc.positive<F>(items, i, s.f);
-    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); });
+    auto skip_of = [&](int64_t j) { return dropped_identity(items, j, s, rng); };
+    sc.positive<F>(items, i, s.f, skip_of(i));
+    warp_step<F>(users, items, positives, u, i, sc, s, [&]() { return rng.below(s.n_items); },
+                 skip_of);
 }
 
 // Samples order[begin, end) of one epoch with F-specialised loops.

@@ -538,3 +538,97 @@ def test_blend_bad_input():
     blend = Blend([Popularity()]).fit(TRAIN)
     with pytest.raises(ValueError, match="metric"):
         blend.fit_weights(TRAIN, TEST, metric="auc")
+
+
+# ----------------------------------------------------------------------------- identity dropout
+def _drop_feature(Y, row, feature):
+    Z = Y.copy()
+    Z[row, feature] = 0.0
+    return Z
+
+
+@pytest.mark.parametrize("kind", ["bpr", "warp", "logistic"])
+@pytest.mark.parametrize("schedule", [0, 1])
+def test_kernel_step_with_dropped_identity_uses_only_the_side_features(kind, schedule):
+    """A step with the positive's (and the negative's) identity feature dropped is the step of
+    the model whose item rows lack those features: same updates of every other parameter, and
+    the dropped features' embeddings, biases and optimiser state untouched."""
+    X, Y, P, positives = _tiny(0)
+    u, i, j = 1, 1, 2  # items 1 and 2 have side features 6 and 5 besides identities 1 and 2
+    P["d"][2] = P["d"][1] + 5.0  # WARP: the negative violates the margin either way
+    base = _kernel_step(X, _drop_feature(_drop_feature(Y, i, i), j, j), P, positives, kind,
+                        u, i, [j], schedule=schedule, user_alpha=0.02, item_alpha=0.03)  # fmt: skip
+    f = P["U"].shape[1]
+    st_ = {}
+    for side, e, b in (("user", "U", "c"), ("item", "V", "d")):
+        emb, bias = P[e].astype(np.float32).copy(), P[b].astype(np.float32).copy()
+        init = 1.0 if schedule == 0 else 0.0
+        st_[side] = (emb, bias, np.full_like(emb, init), np.full_like(bias, init),
+                     np.zeros_like(emb), np.zeros_like(bias))  # fmt: skip
+    trials = _core.hybrid_step(
+        _csr_tuple(X), _csr_tuple(Y), positives.indptr.astype(np.int64),
+        positives.indices.astype(np.int32), st_["user"], st_["item"], f,
+        {"warp": 0, "bpr": 1, "logistic": 2}[kind], schedule, 0.05, 0.95, 1e-6,
+        0.02, 0.03, 10, u, i, np.asarray([j], np.int64), 1.0, skip_positive=i,
+        skip_negative=j,
+    )  # fmt: skip
+    assert trials == base[0]
+    for side in ("user", "item"):
+        for got, want in zip(st_[side], base[2][side], strict=True):
+            np.testing.assert_array_equal(got, want)
+    # the dropped identities kept their values (the base model had no entries for them)
+    for feat in (i, j) if kind != "logistic" else (i,):
+        np.testing.assert_array_equal(st_["item"][0][feat], P["V"][feat].astype(np.float32))
+        np.testing.assert_array_equal(st_["item"][2][feat], 1.0 if schedule == 0 else 0.0)
+
+
+def _epoch_state(model, dropout, identity):
+    user = tuple(a.copy() for a in model._state("user"))
+    item = tuple(a.copy() for a in model._state("item"))
+    pos = model._positives_for_test
+    row_of = np.repeat(np.arange(pos.shape[0], dtype=np.int32), np.diff(pos.indptr))
+    _core.hybrid_epoch(
+        (model.user_features_indptr_, model.user_features_indices_, model.user_features_data_),
+        (model.item_features_indptr_, model.item_features_indices_, model.item_features_data_),
+        pos.indptr.astype(np.int64), pos.indices.astype(np.int32), row_of, user, item,
+        16, 0, 0, 0.05, 0.95, 1e-6, 0.0, 0.0, 10, 5, 10, 7, 0, 1, 2,
+        identity_dropout=dropout, item_identity=identity,
+    )  # fmt: skip
+    return user + item
+
+
+def test_identity_dropout_zero_is_the_plain_model():
+    """p = 0 draws no random numbers: bit-identical to the kernel without dropout arguments."""
+    model = fit_quiet(fast(epochs=1), TRAIN, item_features=DATA.item_features)
+    model._positives_for_test = sp.csr_matrix(TRAIN.matrix)
+    model._positives_for_test.sort_indices()
+    identity = model._item_identity()
+    assert (identity >= 0).all()
+    names = model.item_feature_names_[identity]
+    assert all(n.startswith("__identity__=") for n in names)
+    plain = _epoch_state(model, 0.0, None)
+    for got, want in zip(_epoch_state(model, 0.0, identity), plain, strict=True):
+        np.testing.assert_array_equal(got, want)
+    dropped = _epoch_state(model, 0.5, identity)
+    assert any(not np.array_equal(a, b) for a, b in zip(dropped, plain, strict=True))
+    # and through the model: identity_dropout=0.0 is the default model
+    a = fit_quiet(fast(identity_dropout=0.0), TRAIN, item_features=DATA.item_features)
+    b = fit_quiet(fast(), TRAIN, item_features=DATA.item_features)
+    np.testing.assert_array_equal(a.item_feature_emb_, b.item_feature_emb_)
+    np.testing.assert_array_equal(a.user_feature_emb_, b.user_feature_emb_)
+
+
+def test_identity_dropout_is_deterministic_and_never_drops_identity_only_items():
+    a = fit_quiet(fast(identity_dropout=0.3), TRAIN, item_features=DATA.item_features)
+    b = fit_quiet(fast(identity_dropout=0.3), TRAIN, item_features=DATA.item_features)
+    np.testing.assert_array_equal(a.item_feature_emb_, b.item_feature_emb_)
+    # without side features there is nothing to drop to: p = 1 is the plain model
+    c = fit_quiet(fast(identity_dropout=1.0), TRAIN)
+    d = fit_quiet(fast(), TRAIN)
+    np.testing.assert_array_equal(c.item_feature_emb_, d.item_feature_emb_)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), float("inf"), "0.2", True])
+def test_identity_dropout_bad_values(p):
+    with pytest.raises(ValueError, match="identity_dropout"):
+        fit_quiet(fast(identity_dropout=p), TRAIN)

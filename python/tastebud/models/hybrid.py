@@ -125,6 +125,14 @@ class Hybrid(Recommender):
         Seed of the initialisation and of the per-thread sampling streams.
     identity_features : bool
         Add one indicator feature per user and per item to the given side features.
+    identity_dropout : float
+        Identity-feature dropout for item cold start (DropoutNet, Volkovs et al., NeurIPS
+        2017), in ``[0, 1]``: in every training step each sampled item (the positive and the
+        negatives) leaves out its identity feature with this probability, so it is represented
+        by its side features alone and only those receive the gradient. The feature embeddings
+        then learn to place an item on their own, which is how items unseen at fit time are
+        scored (``score_items``, or items with features but no interactions). Items with no
+        side feature besides their identity always keep it. 0 (default) is the plain model.
 
     Notes
     -----
@@ -182,6 +190,7 @@ class Hybrid(Recommender):
         num_threads: int = 0,
         random_state: int = 42,
         identity_features: bool = True,
+        identity_dropout: float = 0.0,
     ) -> None:
         self.factors = factors
         self.loss = loss
@@ -198,6 +207,7 @@ class Hybrid(Recommender):
         self.num_threads = num_threads
         self.random_state = random_state
         self.identity_features = identity_features
+        self.identity_dropout = identity_dropout
 
     # ----------------------------------------------------------------- validation
     def _check_params(self) -> None:
@@ -227,6 +237,7 @@ class Hybrid(Recommender):
             raise TypeError(f"random_state must be an int; got {self.random_state!r}.")
         if not isinstance(self.identity_features, (bool, np.bool_)):
             raise TypeError(f"identity_features must be a bool; got {self.identity_features!r}.")
+        _check_number(self.identity_dropout, "identity_dropout", 0.0, 1.0)
 
     @staticmethod
     def _check_features(features: Any, name: str) -> Features | None:
@@ -541,6 +552,8 @@ class Hybrid(Recommender):
             raise RuntimeError("feature matrices do not match the vocabularies")  # internal
         threads = search.resolve_threads(self.num_threads)
         seed = int(self.random_state) & 0xFFFFFFFFFFFFFFFF
+        dropout = float(self.identity_dropout)
+        identity = self._item_identity() if dropout > 0.0 else None
         # With a progress bar, one kernel call per epoch; without, one call for all epochs
         # (the inputs are checked once and the threads start once per epoch, not per call).
         chunk = 1 if show_progress else max(epochs, 1)
@@ -555,7 +568,7 @@ class Hybrid(Recommender):
                 float(self.learning_rate), float(self.rho), float(self.epsilon),
                 float(self.user_alpha), float(self.item_alpha),
                 int(self.max_sampled), int(self.k), int(self.n),
-                seed, int(self.epochs_done_), threads, n,
+                seed, int(self.epochs_done_), threads, n, dropout, identity,
             )  # fmt: skip
             self.epochs_done_ += n
             done += n
@@ -570,6 +583,18 @@ class Hybrid(Recommender):
                     f"{side} embeddings diverged (NaN/inf): lower learning_rate or raise "
                     f"{side}_alpha."
                 )
+
+    def _item_identity(self) -> np.ndarray:
+        """The identity feature index of every item (int32, -1 where it has none)."""
+        names = self.item_feature_names_.astype(str)
+        is_identity = np.char.startswith(names, IDENTITY_PREFIX) if names.size else names
+        indptr, indices = self.item_features_indptr_, self.item_features_indices_
+        out = np.full(indptr.shape[0] - 1, -1, np.int32)
+        if indices.size:
+            hit = np.flatnonzero(is_identity[indices])
+            rows = np.searchsorted(indptr, hit, side="right") - 1
+            out[rows] = indices[hit]
+        return out
 
     # ----------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
