@@ -632,3 +632,24 @@ def test_identity_dropout_is_deterministic_and_never_drops_identity_only_items()
 def test_identity_dropout_bad_values(p):
     with pytest.raises(ValueError, match="identity_dropout"):
         fit_quiet(fast(identity_dropout=p), TRAIN)
+
+
+def test_identity_dropout_improves_cold_start_items():
+    """On synthetic data with informative item features, BPR with identity dropout 0.3 ranks
+    held-out items (scored from their features alone) better than without (mean NDCG@10 over
+    three deterministic splits). The gain is data dependent (on ml-100k, WARP, p is chosen on a
+    validation split: benchmarks/compare_peers.py hybrid)."""
+    gains = []
+    for seed in (0, 1, 2):
+        data, train, held, relevant, users = _cold_split(seed)
+        new_items = data.item_features.align(data.interactions.items.ids(held))
+        ndcg = []
+        for p in (0.0, 0.3):
+            model = fit_quiet(
+                fast(epochs=15, loss="bpr", identity_dropout=p), train,
+                item_features=data.item_features,
+            )  # fmt: skip
+            recs = tastebud.search.topk(model.score_items(new_items, train.users.ids(users)), k=10)
+            ndcg.append(float(np.nanmean(M.ndcg_at_k(recs[0], relevant, 10, reduce="none"))))
+        gains.append(ndcg[1] - ndcg[0])
+    assert np.mean(gains) > 0.003, gains
