@@ -55,8 +55,24 @@ def csr_parts(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
-def check_weights(matrix: sp.csr_matrix, what: str = "interaction weights") -> sp.csr_matrix:
-    """Finite, non-negative weights; explicit zeros dropped; sorted, duplicate-free CSR."""
+def check_weights(
+    matrix: sp.csr_matrix, what: str = "interaction weights", *, reuse: bool = False
+) -> sp.csr_matrix:
+    """Finite, non-negative weights; explicit zeros dropped; sorted, duplicate-free CSR.
+
+    With ``reuse=True`` a matrix that already has that form (float32 CSR, int32 indices,
+    canonical, all weights finite and > 0) is returned as is instead of copied: the caller
+    must then treat the result as read-only (ALS's fit does, to keep its peak memory low).
+    """
+    if (
+        reuse
+        and isinstance(matrix, (sp.csr_matrix, sp.csr_array))
+        and matrix.dtype == np.float32
+        and matrix.indices.dtype == np.int32
+        and matrix.has_canonical_format
+        and (matrix.nnz == 0 or (np.isfinite(matrix.data).all() and matrix.data.min() > 0))
+    ):
+        return matrix
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     if out.nnz:

@@ -261,7 +261,8 @@ class ALS(PopularityFallback, Recommender):
 
     def _fit(self, interactions: Interactions) -> None:
         p = self._checked()
-        cui = check_weights(interactions.matrix)
+        # Read-only from here on: a clean input matrix is used without a copy (peak memory).
+        cui = check_weights(interactions.matrix, reuse=True)
         if cui.nnz == 0:
             raise ValueError("interactions are empty: every weight is zero.")
         ciu = cui.T.tocsr()
@@ -272,8 +273,8 @@ class ALS(PopularityFallback, Recommender):
         # Small positive start (as implicit): CG warm-starts from it. Drawn in float32 for
         # both precisions, so a float64 fit starts from the same point.
         dt = p["dtype"]
-        x = (rng.random((n, f), dtype=np.float32) * 0.01).astype(np.float32).astype(dt)
-        y = (rng.random((m, f), dtype=np.float32) * 0.01).astype(np.float32).astype(dt)
+        x = (rng.random((n, f), dtype=np.float32) * np.float32(0.01)).astype(dt, copy=False)
+        y = (rng.random((m, f), dtype=np.float32) * np.float32(0.01)).astype(dt, copy=False)
         reg_u = self._row_reg(np.diff(cui.indptr), m, p)
         reg_i = self._row_reg(np.diff(ciu.indptr), n, p)
         u_parts, i_parts = csr_parts(cui), csr_parts(ciu)
