@@ -18,11 +18,24 @@
 //   * exact: the f x f matrix is assembled and solved by Cholesky (double precision).
 // Rows with no entries get x_u = 0 (the minimiser of their loss).
 //
-// Hot loops are plain loops over the factor dimension that GCC vectorises; on x86-64 the
-// per-chunk solver is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA, baseline SSE2)
-// and the best version is picked at load time (target_clones), so the build stays portable;
-// `flatten` inlines every helper into each clone, which is what makes them use the wider ISA.
-// Results are independent of the thread count: each row is solved by one thread alone.
+// CG data layout (f = 32, 64, 128; the common sizes, compiled with f known): each row's
+// entries are gathered once per half-iteration into a contiguous, zero-padded buffer (the
+// rows of Y it touches and their confidences), and the 1 + cg_steps passes over the row read
+// that L1/L2-resident copy instead of scattered rows of Y; the next row's first entries are
+// prefetched meanwhile. Each pass takes four entries at a time: four dot products as vectors
+// of partial sums, reduced by one shuffle tree, then four axpys into two accumulator sets.
+// The f x f product G p is a sum of scaled rows of G with two accumulator sets. Other f
+// (and rows longer than kGatherCap) use the same algorithm straight from Y.
+//
+// Precision: every kernel is a template on T = float or double (AlsProblemT<T>); the
+// confidences and regularization come in as float, the Cholesky path is double throughout.
+//
+// Hot loops are plain loops or GCC vector extensions over the factor dimension; on x86-64
+// the per-chunk solver is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA,
+// baseline SSE2) and the best version is picked at load time (target_clones), so the build
+// stays portable; `flatten` inlines every helper into each clone, which is what makes them
+// use the wider ISA. Results are independent of the thread count: each row is solved by one
+// thread alone.
 #pragma once
 
 #include <algorithm>
