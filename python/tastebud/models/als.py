@@ -273,8 +273,12 @@ class ALS(PopularityFallback, Recommender):
         # Small positive start (as implicit): CG warm-starts from it. Drawn in float32 for
         # both precisions, so a float64 fit starts from the same point.
         dt = p["dtype"]
-        x = (rng.random((n, f), dtype=np.float32) * np.float32(0.01)).astype(dt, copy=False)
-        y = (rng.random((m, f), dtype=np.float32) * np.float32(0.01)).astype(dt, copy=False)
+        # Scaled in place: the factors are the largest arrays besides the two matrices.
+        x = rng.random((n, f), dtype=np.float32)
+        x *= np.float32(0.01)
+        y = rng.random((m, f), dtype=np.float32)
+        y *= np.float32(0.01)
+        x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
         reg_u = self._row_reg(np.diff(cui.indptr), m, p)
         reg_i = self._row_reg(np.diff(ciu.indptr), n, p)
         u_parts, i_parts = csr_parts(cui), csr_parts(ciu)
