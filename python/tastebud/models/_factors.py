@@ -186,9 +186,14 @@ class PopularityFallback:
     seen_: sp.csr_matrix
 
     def _refresh_popularity(self) -> None:
-        self.item_popularity_ = np.bincount(
-            self.seen_.indices, minlength=self.seen_.shape[1]
-        ).astype(np.float32)
+        # In chunks: bincount converts its input to intp, which for all indices at once would
+        # be the largest temporary of a fit (8 bytes per interaction).
+        indices, n_items = self.seen_.indices, self.seen_.shape[1]
+        counts = np.zeros(n_items, dtype=np.int64)
+        step = 1 << 20
+        for start in range(0, indices.size, step):
+            counts += np.bincount(indices[start : start + step], minlength=n_items)
+        self.item_popularity_ = counts.astype(np.float32)
 
     def _topk_rows(self, user_indices, rows, k, exclude, allow, deny, num_threads=0):  # type: ignore[no-untyped-def]
         empty = np.diff(rows.indptr) == 0
