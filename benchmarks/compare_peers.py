@@ -9,7 +9,8 @@ Usage::
     python benchmarks/compare_peers.py content --data-dir ../shared/data
     python benchmarks/compare_peers.py all --data-dir ../shared/data
     python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
-    python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials]
+    python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials] [--memory]
+    python benchmarks/compare_peers.py als-memory --recommend   # 10M shape: peak fit memory
     python benchmarks/compare_peers.py bpr --data-dir ../shared/data [--scale 0.2]
     python benchmarks/compare_peers.py rating --data-dir ../shared/data [--folds 5]
     python benchmarks/compare_peers.py hybrid --data-dir /work/shared/data/ml-100k
