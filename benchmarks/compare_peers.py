@@ -9,7 +9,8 @@ Usage::
     python benchmarks/compare_peers.py content --data-dir ../shared/data
     python benchmarks/compare_peers.py all --data-dir ../shared/data
     python benchmarks/compare_peers.py item2vec --data-dir ../shared/data [--tune]
-    python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials]
+    python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials] [--memory]
+    python benchmarks/compare_peers.py als-memory --recommend   # 10M shape: peak fit memory
     python benchmarks/compare_peers.py bpr --data-dir ../shared/data [--scale 0.2]
     python benchmarks/compare_peers.py rating --data-dir ../shared/data [--folds 5]
     python benchmarks/compare_peers.py hybrid --data-dir /work/shared/data/ml-100k
@@ -726,6 +727,19 @@ def _mf_splits(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
             inter = data.interactions.binarize()
             label = f"synthetic {n_users}x{n_items} (scale {s})"
             print(f"generated {label} in {time.perf_counter() - t0:.1f}s")
+        elif name == "planted":
+            # O(nnz) planted-genre generator of bench_distributed: the full 10M scale in
+            # seconds (datasets.synthetic samples a dense utility, too slow at scale 1)
+            import bench_distributed
+            from tastebud.data import Interactions
+
+            s = args.scale
+            n_users, n_items = int(200_000 * s), int(50_000 * s)
+            t0 = time.perf_counter()
+            matrix = bench_distributed.fast_planted(n_users, n_items, int(10_000_000 * s))
+            inter = Interactions.from_sparse(matrix).binarize()
+            label = f"planted {n_users}x{n_items} (scale {s})"
+            print(f"generated {label} ({inter.nnz} entries) in {time.perf_counter() - t0:.1f}s")
         else:
             path = Path(args.data_dir) / name
             if not path.exists():
@@ -738,7 +752,7 @@ def _mf_splits(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def _ranking(recommended: np.ndarray, test: Any, users: np.ndarray) -> dict[str, float]:
+def _mf_ranking(recommended: np.ndarray, test: Any, users: np.ndarray) -> dict[str, float]:
     from tastebud.metrics import ranking_metrics
 
     values = ranking_metrics(
@@ -812,7 +826,7 @@ def _mf_run(ctx: dict[str, Any], name: str, make: Callable[[], Any], is_implicit
         "fit_s": statistics.median(fits),
         "iter_s": statistics.median(per_iter),
         "recommend_all_s": rec_time,
-        **_ranking(recs, ctx["test"], users),
+        **_mf_ranking(recs, ctx["test"], users),
     }
     if ctx["family"] == "bpr":
         row["samples_per_s"] = ctx["nnz"] / row["iter_s"]
@@ -881,8 +895,156 @@ def _mf_compare(args: argparse.Namespace, family: str) -> None:
             f"{family.upper()} on {label}: train nnz {nnz}, {args.iterations} iterations, "
             f"{threads} threads", rows, cols,
         )  # fmt: skip
+        if family == "als" and getattr(args, "memory", False):
+            extra["peak_memory"] = _als_memory(train, args)
         results.append({"data": label, "nnz": nnz, "rows": rows, **extra})
     save(family, {"args": vars(args), "gemm_gflops": gemm, "results": results})
+
+
+def _memory_mb() -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident memory of this process, in MiB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _reset_peak() -> dict[str, float]:
+    """Collects garbage, resets VmHWM to the current RSS where Linux allows it, returns both."""
+    import gc
+
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = 1.0
+    except OSError:
+        reset = 0.0
+    return {**_memory_mb(), "reset": reset}
+
+
+def _als_memory_worker(args: argparse.Namespace) -> None:
+    """Subprocess: load the training CSR, fit one library, print peak memory as JSON.
+
+    The baseline is the resident size after imports and loading the training matrix (one
+    copy of it is held by either library's input); the high-water mark is reset there
+    (``/proc/self/clear_refs``) and the fit's peak is VmHWM after the fit minus the baseline.
+    """
+
+    matrix = sp.load_npz(args.matrix).tocsr()
+    matrix.sort_indices()
+    iters: list[float] = []
+    if args.library == "tastebud":
+        from tastebud import ALS
+        from tastebud.data import Interactions
+
+        inter = Interactions.from_sparse(matrix)
+        matrix = None  # the model's input holds the matrix (as implicit's does)
+        model = ALS(
+            factors=64, regularization=0.05, alpha=1.0, iterations=args.iterations, cg_steps=3,
+            random_state=42, num_threads=args.threads,
+        )  # fmt: skip
+        before = _reset_peak()
+        t0 = time.perf_counter()
+        model.fit(inter, callback=lambda it, sec, *_: iters.append(sec))
+    else:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        model = AlternatingLeastSquares(
+            factors=64, regularization=0.05, alpha=1.0, iterations=args.iterations,
+            calculate_training_loss=False, num_threads=args.threads, random_state=42,
+        )  # fmt: skip
+        before = _reset_peak()
+        t0 = time.perf_counter()
+        with threadpool_limits(1, "blas"):
+            model.fit(matrix, show_progress=False, callback=lambda it, sec, *_: iters.append(sec))
+    fit_s = time.perf_counter() - t0
+    after = _memory_mb()
+    rec_s = None
+    if args.recommend:  # every user, top 10, seen items excluded (after the peak was read)
+        t0 = time.perf_counter()
+        if args.library == "tastebud":
+            from tastebud.search import blas_single_thread
+
+            with blas_single_thread():
+                model.recommend_indices(np.arange(inter.n_users), 10, num_threads=args.threads)
+        else:
+            users = np.arange(matrix.shape[0])
+            with threadpool_limits(1, "blas"):
+                model.recommend(users, matrix, N=10, filter_already_liked_items=True)
+        rec_s = time.perf_counter() - t0
+    print(json.dumps({
+        "library": args.library, "fit_s": fit_s, "iter_s": statistics.median(iters),
+        "baseline_rss_mib": before["VmRSS"],
+        "peak_hwm_mib": after["VmHWM"], "fit_peak_mib": after["VmHWM"] - before["VmRSS"],
+        "hwm_reset": before["reset"], "recommend_all_s": rec_s,
+    }))  # fmt: skip
+
+
+def _als_memory(train: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Peak memory of each library's fit, each in a fresh interpreter on the same matrix."""
+    import subprocess
+    import tempfile
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.npz"
+        sp.save_npz(path, train.matrix.tocsr(), compressed=False)
+        for lib in ("tastebud", "implicit"):
+            cmd = [sys.executable, __file__, "_als_memory_worker", str(path), lib,
+                   "--threads", str(args.threads), "--iterations", str(args.iterations)]  # fmt: skip
+            if getattr(args, "recommend", False):
+                cmd.append("--recommend")
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith('{"library"')]
+            if done.returncode != 0 or not lines:
+                print(f"  memory worker for {lib} failed: {done.stderr[-2000:]}")
+                continue
+            out[lib] = json.loads(lines[-1])
+            r = out[lib]
+            if r.get("recommend_all_s") is not None:
+                print(f"  {lib:<9} recommend-all {r['recommend_all_s']:.1f}s")
+            print(f"  peak memory {lib:<9} fit {r['fit_s']:.1f}s ({r['iter_s']:.3f}s/it): baseline {r['baseline_rss_mib']:.0f} "
+                  f"MiB, peak {r['peak_hwm_mib']:.0f} MiB, fit adds {r['fit_peak_mib']:.0f} MiB")  # fmt: skip
+    if "tastebud" in out and "implicit" in out and out["implicit"]["fit_peak_mib"] > 0:
+        out["ratio_fit_peak"] = out["tastebud"]["fit_peak_mib"] / out["implicit"]["fit_peak_mib"]
+        out["ratio_total_peak"] = out["tastebud"]["peak_hwm_mib"] / out["implicit"]["peak_hwm_mib"]
+        print(f"  fit peak memory tastebud / implicit: {out['ratio_fit_peak']:.2f} "
+              f"(whole process {out['ratio_total_peak']:.2f})")  # fmt: skip
+    return out
+
+
+def bench_als_memory(args: argparse.Namespace) -> None:
+    """Peak memory (and speed) of both ALS fits on a random binary matrix of a given shape.
+
+    ``datasets.synthetic`` at full scale samples a dense users x items utility (1e10 draws),
+    which takes far longer than the fits; memory depends on the shape, the number of entries
+    and the row lengths, not on planted structure, so this uses Zipf-popular items (exponent
+    1) and heavy-tailed user activity drawn directly. Quality is meaningless on it.
+    """
+    from tastebud.data import Interactions
+
+    rng = np.random.default_rng(42)
+    n, m, nnz = args.users, args.items, args.nnz
+    t0 = time.perf_counter()
+    activity = rng.pareto(1.5, n) + 1.0
+    popularity = 1.0 / np.arange(1, m + 1)
+    draws = nnz
+    for _ in range(3):  # repeated (user, item) draws collapse: draw more until ~nnz remain
+        counts = np.minimum(np.maximum(1, np.round(activity / activity.sum() * draws)), m // 2)
+        rows = np.repeat(np.arange(n), counts.astype(np.int64))
+        cols = rng.choice(m, rows.size, p=popularity / popularity.sum())
+        matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, m))
+        matrix.sum_duplicates()
+        if matrix.nnz >= 0.98 * nnz:
+            break
+        draws = int(draws * nnz / matrix.nnz)
+    matrix.data[:] = 1.0
+    inter = Interactions.from_sparse(matrix)
+    print(f"random {n}x{m} matrix, {inter.nnz} entries, in {time.perf_counter() - t0:.1f}s")
+    out = _als_memory(inter, args)
+    save(f"als_memory_{n}x{m}", {"args": vars(args), "nnz": inter.nnz, "memory": out})
 
 
 def bench_als(args: argparse.Namespace) -> None:
@@ -1847,7 +2009,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--data-dir", default="../shared/data")
         p.add_argument(
             "--datasets", nargs="+", default=["ml-100k", "ml-latest-small", "synthetic"],
-            help="ml-100k, ml-latest-small, synthetic",
+            help="ml-100k, ml-latest-small, synthetic, planted (O(nnz) generator for scale 1)",
         )  # fmt: skip
         p.add_argument("--scale", type=float, default=1.0,
                        help="synthetic size: scale x (200,000 users, 50,000 items, 10M events)")  # fmt: skip
@@ -1860,7 +2022,29 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--ials", action="store_true", help="also run the iALS options")
             p.add_argument("--ials-w0", type=float, default=0.3)
             p.add_argument("--ials-reg", type=float, default=0.02)
+            p.add_argument(
+                "--memory", action="store_true",
+                help="also measure each library's peak fit memory, each in a fresh subprocess",
+            )  # fmt: skip
         p.set_defaults(func=fn)
+    p = sub.add_parser(
+        "als-memory",
+        help="peak fit memory of ALS vs implicit on a random matrix of the synthetic 10M shape",
+    )
+    p.add_argument("--users", type=int, default=200_000)
+    p.add_argument("--items", type=int, default=50_000)
+    p.add_argument("--nnz", type=int, default=8_000_000, help="default: 80%% of 10M (train)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--recommend", action="store_true", help="also time recommend-all")
+    p.set_defaults(func=bench_als_memory)
+    p = sub.add_parser("_als_memory_worker", help=argparse.SUPPRESS)
+    p.add_argument("matrix")
+    p.add_argument("library", choices=["tastebud", "implicit"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--recommend", action="store_true", help="also time recommend-all")
+    p.set_defaults(func=_als_memory_worker)
     p = sub.add_parser("rating", help="Baseline/SVD/SVD++ vs scikit-surprise, k-fold CV")
     p.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared" / "data"))
     p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])

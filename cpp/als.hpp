@@ -18,16 +18,30 @@
 //   * exact: the f x f matrix is assembled and solved by Cholesky (double precision).
 // Rows with no entries get x_u = 0 (the minimiser of their loss).
 //
-// Hot loops are plain loops over the factor dimension that GCC vectorises; on x86-64 the
-// per-chunk solver is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA, baseline SSE2)
-// and the best version is picked at load time (target_clones), so the build stays portable;
-// `flatten` inlines every helper into each clone, which is what makes them use the wider ISA.
-// Results are independent of the thread count: each row is solved by one thread alone.
+// CG data layout (f = 32, 64, 128; the common sizes, compiled with f known): each row's
+// entries are gathered once per half-iteration into a contiguous, zero-padded buffer (the
+// rows of Y it touches and their confidences), and the 1 + cg_steps passes over the row read
+// that L1/L2-resident copy instead of scattered rows of Y; the next row's first entries are
+// prefetched meanwhile. Each pass takes four entries at a time: four dot products as vectors
+// of partial sums, reduced by one shuffle tree, then four axpys into two accumulator sets.
+// The f x f product G p is a sum of scaled rows of G with two accumulator sets. Other f
+// (and rows longer than kGatherCap) use the same algorithm straight from Y.
+//
+// Precision: every kernel is a template on T = float or double (AlsProblemT<T>); the
+// confidences and regularization come in as float, the Cholesky path is double throughout.
+//
+// Hot loops are plain loops or GCC vector extensions over the factor dimension; on x86-64
+// the per-chunk solver is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA,
+// baseline SSE2) and the best version is picked at load time (target_clones), so the build
+// stays portable; `flatten` inlines every helper into each clone, which is what makes them
+// use the wider ISA. Results are independent of the thread count: each row is solved by one
+// thread alone.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "topk.hpp"
@@ -45,186 +59,367 @@ namespace vec {
 
 // The loops take the length as a template parameter F when it is known at compile time
 // (F > 0: fully unrolled, register-resident) and fall back to the runtime f (F = 0).
+// T is float or double (the ALS kernels come in both precisions).
 
 // Dot product with 32 independent partial sums (vectorised without -ffast-math).
-template <int F = 0>
-inline float dot(const float *a, const float *b, int f_ = 0) {
+template <int F = 0, typename T>
+inline T dot(const T *a, const T *b, int f_ = 0) {
     const int f = F > 0 ? F : f_;
-    float acc[32] = {0};
+    T acc[32] = {0};
     int j = 0;
     for (; j + 32 <= f; j += 32)
         for (int t = 0; t < 32; ++t) acc[t] += a[j + t] * b[j + t];
-    float s = 0.0f;
+    T s = 0;
     for (; j < f; ++j) s += a[j] * b[j];
     for (int t = 0; t < 16; ++t) acc[t] += acc[t + 16];
     for (int t = 0; t < 8; ++t) acc[t] += acc[t + 8];
     for (int t = 0; t < 4; ++t) acc[t] += acc[t + 4];
     return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]));
 }
-inline float dot(const float *a, const float *b, int f) { return dot<0>(a, b, f); }
+inline float dot(const float *a, const float *b, int f) { return dot<0, float>(a, b, f); }
 
-template <int F = 0>
-inline void axpy(float a, const float *x, float *y, int f_ = 0) {
+template <int F = 0, typename T>
+inline void axpy(T a, const T *x, T *y, int f_ = 0) {
     const int f = F > 0 ? F : f_;
     for (int j = 0; j < f; ++j) y[j] += a * x[j];
 }
-inline void axpy(float a, const float *x, float *y, int f) { axpy<0>(a, x, y, f); }
+inline void axpy(float a, const float *x, float *y, int f) { axpy<0, float>(a, x, y, f); }
 
 // y += a0 x0 + a1 x1 + a2 x2 + a3 x3: one pass over y for four vectors.
-template <int F = 0>
-inline void axpy4(float a0, const float *x0, float a1, const float *x1, float a2, const float *x2,
-                  float a3, const float *x3, float *y, int f_ = 0) {
+template <int F = 0, typename T>
+inline void axpy4(T a0, const T *x0, T a1, const T *x1, T a2, const T *x2, T a3, const T *x3,
+                  T *y, int f_ = 0) {
     const int f = F > 0 ? F : f_;
     for (int j = 0; j < f; ++j) y[j] += (a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j]);
 }
 
-// out = M v for a symmetric row-major f x f matrix, as a sum of scaled rows (no reductions).
-template <int F = 0>
-inline void symv(const float *M, const float *v, float *out, int f_ = 0) {
+// out = M v for a symmetric row-major f x f matrix, as a sum of scaled rows (no reductions);
+// with F known, two interleaved accumulators halve the FMA dependency chains.
+template <int F = 0, typename T>
+inline void symv(const T *M, const T *v, T *out, int f_ = 0) {
     const int f = F > 0 ? F : f_;
     if constexpr (F > 0) {
-        float o[F] = {0};
-        for (int r = 0; r < F; ++r) {
-            const float vr = v[r];
-            const float *row = M + r * F;
-            for (int j = 0; j < F; ++j) o[j] += vr * row[j];
+        T o0[F] = {0}, o1[F] = {0};
+        int r = 0;
+        for (; r + 2 <= F; r += 2) {
+            const T v0 = v[r], v1 = v[r + 1];
+            const T *row0 = M + r * F, *row1 = row0 + F;
+            for (int j = 0; j < F; ++j) o0[j] += v0 * row0[j];
+            for (int j = 0; j < F; ++j) o1[j] += v1 * row1[j];
         }
-        for (int j = 0; j < F; ++j) out[j] = o[j];
+        if (r < F)
+            for (int j = 0; j < F; ++j) o0[j] += v[r] * M[r * F + j];
+        for (int j = 0; j < F; ++j) out[j] = o0[j] + o1[j];
     } else {
-        std::fill(out, out + f, 0.0f);
+        std::fill(out, out + f, T(0));
         int r = 0;
         for (; r + 4 <= f; r += 4)
-            axpy4(v[r], M + int64_t(r) * f, v[r + 1], M + int64_t(r + 1) * f, v[r + 2],
-                  M + int64_t(r + 2) * f, v[r + 3], M + int64_t(r + 3) * f, out, f);
-        for (; r < f; ++r) axpy(v[r], M + int64_t(r) * f, out, f);
+            axpy4<0, T>(v[r], M + int64_t(r) * f, v[r + 1], M + int64_t(r + 1) * f, v[r + 2],
+                        M + int64_t(r + 2) * f, v[r + 3], M + int64_t(r + 3) * f, out, f);
+        for (; r < f; ++r) axpy<0, T>(v[r], M + int64_t(r) * f, out, f);
     }
 }
-inline void symv(const float *M, const float *v, float *out, int f) { symv<0>(M, v, out, f); }
+inline void symv(const float *M, const float *v, float *out, int f) { symv<0, float>(M, v, out, f); }
 
 }  // namespace vec
 
-// One half-iteration's problem: solve every row of C against fixed factors Y.
-struct AlsProblem {
+// One half-iteration's problem: solve every row of C against fixed factors Y (all of Y, G
+// and the solved X in precision T; the sparse matrix and regularization stay float).
+template <typename T>
+struct AlsProblemT {
     const int64_t *indptr;   // n_rows + 1
     const int32_t *indices;  // column of each entry, in [0, n_cols)
     const float *data;       // r_ui >= 0 of each entry
     int64_t n_rows;
-    const float *Y;  // n_cols x f, the fixed side
+    const T *Y;  // n_cols x f, the fixed side
     int f;
-    const float *G;    // f x f, w0 * Y^T Y
+    const T *G;        // f x f, w0 * Y^T Y
     const float *reg;  // n_rows, lambda_u
     float alpha;       // c_ui = 1 + alpha * r_ui
     float w0;          // weight of unobserved entries
 };
+using AlsProblem = AlsProblemT<float>;
+using AlsProblem64 = AlsProblemT<double>;
 
 enum AlsSolver : int { ALS_CG = 0, ALS_CHOLESKY = 1 };
 
 namespace als_detail {
 
+// Rows longer than this are solved straight from Y instead of a gathered copy (bounds the
+// per-thread buffer to kGatherCap * (f + 2) values).
+constexpr int64_t kGatherCap = 4096;
+
 // out += sum_k coef_k y_k over the row's entries, where with d_k = y_k . v
 //   Residual: coef = c - (c - w0) d   (the sparse part of b - A v)
 //   else:     coef = (c - w0) d       (the sparse part of A v)
-// F > 0 is the factor count known at compile time: `out` and `v` then live in registers
-// for the whole row and the loops are fully unrolled; F = 0 handles any size. The item
-// vectors of a few entries ahead are prefetched (random rows of Y miss the cache on large
-// catalogues).
-template <int F, bool Residual>
-inline void sparse_apply(const AlsProblem &P, int64_t b, int64_t e, const float *v, float *out) {
-    const float alpha = P.alpha, w0 = P.w0;
+// read straight from Y (used for F = 0 and for very long rows). The item vectors of a few
+// entries ahead are prefetched (random rows of Y miss the cache on large catalogues).
+template <int F, bool Residual, typename T>
+inline void sparse_apply(const AlsProblemT<T> &P, int64_t b, int64_t e, const T *v, T *out) {
+    const T alpha = P.alpha, w0 = P.w0;
     if constexpr (F > 0) {
-        float o[F], vv[F];
+        T o[F], vv[F];
         for (int j = 0; j < F; ++j) {
             o[j] = out[j];
             vv[j] = v[j];
         }
         for (int64_t k = b; k < e; ++k) {
             if (k + 6 < e) {
-                const char *ahead = reinterpret_cast<const char *>(P.Y + int64_t(P.indices[k + 6]) * F);
-                for (int line = 0; line < int(F * sizeof(float)); line += 64)
+                const char *ahead =
+                    reinterpret_cast<const char *>(P.Y + int64_t(P.indices[k + 6]) * F);
+                for (int line = 0; line < int(F * sizeof(T)); line += 64)
                     __builtin_prefetch(ahead + line);
             }
-            const float *y = P.Y + int64_t(P.indices[k]) * F;
-            float acc[16] = {0};
+            const T *y = P.Y + int64_t(P.indices[k]) * F;
+            T acc[16] = {0};
             for (int j = 0; j < F; j += 16)
                 for (int t = 0; t < 16; ++t) acc[t] += y[j + t] * vv[j + t];
             for (int t = 0; t < 8; ++t) acc[t] += acc[t + 8];
             for (int t = 0; t < 4; ++t) acc[t] += acc[t + 4];
-            const float d = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-            const float c = 1.0f + alpha * P.data[k];
-            const float a = Residual ? c - (c - w0) * d : (c - w0) * d;
+            const T d = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+            const T c = T(1) + alpha * T(P.data[k]);
+            const T a = Residual ? c - (c - w0) * d : (c - w0) * d;
             for (int j = 0; j < F; ++j) o[j] += a * y[j];
         }
         for (int j = 0; j < F; ++j) out[j] = o[j];
     } else {
         const int f = P.f;
-        auto coef = [&](int64_t k, const float *y) {
-            const float c = 1.0f + alpha * P.data[k];
-            const float d = vec::dot(y, v, f);
+        auto coef = [&](int64_t k, const T *y) {
+            const T c = T(1) + alpha * T(P.data[k]);
+            const T d = vec::dot<0, T>(y, v, f);
             return Residual ? c - (c - w0) * d : (c - w0) * d;
         };
         int64_t k = b;
         for (; k + 4 <= e; k += 4) {
-            const float *y0 = P.Y + int64_t(P.indices[k]) * f;
-            const float *y1 = P.Y + int64_t(P.indices[k + 1]) * f;
-            const float *y2 = P.Y + int64_t(P.indices[k + 2]) * f;
-            const float *y3 = P.Y + int64_t(P.indices[k + 3]) * f;
-            const float a0 = coef(k, y0), a1 = coef(k + 1, y1), a2 = coef(k + 2, y2),
-                        a3 = coef(k + 3, y3);
-            vec::axpy4(a0, y0, a1, y1, a2, y2, a3, y3, out, f);
+            const T *y0 = P.Y + int64_t(P.indices[k]) * f;
+            const T *y1 = P.Y + int64_t(P.indices[k + 1]) * f;
+            const T *y2 = P.Y + int64_t(P.indices[k + 2]) * f;
+            const T *y3 = P.Y + int64_t(P.indices[k + 3]) * f;
+            const T a0 = coef(k, y0), a1 = coef(k + 1, y1), a2 = coef(k + 2, y2),
+                    a3 = coef(k + 3, y3);
+            vec::axpy4<0, T>(a0, y0, a1, y1, a2, y2, a3, y3, out, f);
         }
         for (; k < e; ++k) {
-            const float *y = P.Y + int64_t(P.indices[k]) * f;
-            vec::axpy(coef(k, y), y, out, f);
+            const T *y = P.Y + int64_t(P.indices[k]) * f;
+            vec::axpy<0, T>(coef(k, y), y, out, f);
         }
     }
 }
 
-// Warm-started conjugate gradient on row u; scratch holds 3 f floats.
-template <int F>
-inline void cg_row(const AlsProblem &P, int64_t u, float *x, int steps, float *scratch) {
+// The four dot products held as four vectors of partial sums, reduced together (one
+// shuffle tree for four entries instead of one per entry). GCC vector extensions: each
+// target clone lowers them to its widest registers.
+template <typename T>
+struct Lanes {
+    typedef T V __attribute__((vector_size(64), aligned(sizeof(T))));
+    typedef T V4 __attribute__((vector_size(4 * sizeof(T))));
+    static constexpr int L = 64 / sizeof(T);
+
+    __attribute__((always_inline)) static inline void sum4(V a0, V a1, V a2, V a3, V4 &d) {
+        if constexpr (L == 16) {
+            const V s01 = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
+                                                  20, 21, 22, 23) +
+                          __builtin_shufflevector(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25,
+                                                  26, 27, 28, 29, 30, 31);
+            const V s23 = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
+                                                  20, 21, 22, 23) +
+                          __builtin_shufflevector(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25,
+                                                  26, 27, 28, 29, 30, 31);
+            const V s = __builtin_shufflevector(s01, s23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                                19, 24, 25, 26, 27) +
+                        __builtin_shufflevector(s01, s23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22,
+                                                23, 28, 29, 30, 31);
+            typedef T V8 __attribute__((vector_size(8 * sizeof(T))));
+            const V8 t = __builtin_shufflevector(s, s, 0, 1, 4, 5, 8, 9, 12, 13) +
+                         __builtin_shufflevector(s, s, 2, 3, 6, 7, 10, 11, 14, 15);
+            d = __builtin_shufflevector(t, t, 0, 2, 4, 6) +
+                __builtin_shufflevector(t, t, 1, 3, 5, 7);
+        } else {
+            static_assert(L == 8, "float or double");
+            const V s01 = __builtin_shufflevector(a0, a1, 0, 1, 2, 3, 8, 9, 10, 11) +
+                          __builtin_shufflevector(a0, a1, 4, 5, 6, 7, 12, 13, 14, 15);
+            const V s23 = __builtin_shufflevector(a2, a3, 0, 1, 2, 3, 8, 9, 10, 11) +
+                          __builtin_shufflevector(a2, a3, 4, 5, 6, 7, 12, 13, 14, 15);
+            const V s = __builtin_shufflevector(s01, s23, 0, 1, 4, 5, 8, 9, 12, 13) +
+                        __builtin_shufflevector(s01, s23, 2, 3, 6, 7, 10, 11, 14, 15);
+            d = __builtin_shufflevector(s, s, 0, 2, 4, 6) +
+                __builtin_shufflevector(s, s, 1, 3, 5, 7);
+        }
+    }
+};
+
+// A row's entries gathered once (contiguous, row-major, zero-padded to a multiple of 4) with
+// their confidences, and reused by every CG pass (1 + steps of them): the passes then read
+// L1/L2-resident memory instead of scattered rows of Y.
+template <typename T>
+struct Gathered {
+    std::vector<T> yr, cw, c;
+    int64_t n = 0, npad = 0;
+
+    void reserve(int64_t n_max, int f) {
+        // The buffer is reused by later calls (per thread), possibly with another f.
+        const int64_t np = (n_max + 3) / 4 * 4;
+        if (int64_t(yr.size()) < np * f) yr.resize(np * f);
+        if (int64_t(c.size()) < np) {
+            cw.resize(np);
+            c.resize(np);
+        }
+    }
+
+    static constexpr int64_t kAhead = 12;
+
+    // Prefetches the first entries of the row [b, e) (called for the next row while the
+    // current one is solved, so that its first gathers do not wait for memory).
+    template <int F>
+    static void prefetch_row(const AlsProblemT<T> &P, int64_t b, int64_t e) {
+        for (int64_t k = b; k < std::min(e, b + kAhead); ++k) {
+            const char *y = reinterpret_cast<const char *>(P.Y + int64_t(P.indices[k]) * F);
+            for (int line = 0; line < int(F * sizeof(T)); line += 64) __builtin_prefetch(y + line);
+        }
+    }
+
+    template <int F>
+    void gather(const AlsProblemT<T> &P, int64_t b, int64_t e) {
+        n = e - b;
+        npad = (n + 3) / 4 * 4;
+        const T alpha = P.alpha, w0 = P.w0;
+        for (int64_t k = 0; k < n; ++k) {
+            if (k + kAhead < n) {
+                const char *ahead =
+                    reinterpret_cast<const char *>(P.Y + int64_t(P.indices[b + k + kAhead]) * F);
+                for (int line = 0; line < int(F * sizeof(T)); line += 64)
+                    __builtin_prefetch(ahead + line);
+            }
+            using V = typename Lanes<T>::V;
+            const V *y = reinterpret_cast<const V *>(P.Y + int64_t(P.indices[b + k]) * F);
+            V *dst = reinterpret_cast<V *>(yr.data() + k * F);
+            for (int q = 0; q < F / Lanes<T>::L; ++q) dst[q] = y[q];
+            const T conf = T(1) + alpha * T(P.data[b + k]);
+            c[k] = conf;
+            cw[k] = conf - w0;
+        }
+        for (int64_t k = n; k < npad; ++k) {
+            for (int j = 0; j < F; ++j) yr[k * F + j] = T(0);
+            c[k] = T(0);
+            cw[k] = T(0);
+        }
+    }
+
+    // out += sum_k coef_k y_k with the coefficients of sparse_apply, four entries at a time.
+    template <int F, bool Residual>
+    void apply(const T *v, T *out) const {
+        using LT = Lanes<T>;
+        using V = typename LT::V;
+        using V4 = typename LT::V4;
+        constexpr int Q = F / LT::L;
+        static_assert(F % LT::L == 0, "F must be a whole number of vectors");
+        V vv[Q], o0[Q], o1[Q];
+        for (int q = 0; q < Q; ++q) {
+            vv[q] = reinterpret_cast<const V *>(v)[q];
+            o0[q] = reinterpret_cast<const V *>(out)[q];
+            o1[q] = V{};
+        }
+        const T *y = yr.data();
+        for (int64_t k = 0; k < npad; k += 4) {
+            const V *y0 = reinterpret_cast<const V *>(y + k * F);
+            const V *y1 = y0 + Q, *y2 = y1 + Q, *y3 = y2 + Q;
+            V a0 = y0[0] * vv[0], a1 = y1[0] * vv[0], a2 = y2[0] * vv[0], a3 = y3[0] * vv[0];
+            for (int q = 1; q < Q; ++q) {
+                a0 += y0[q] * vv[q];
+                a1 += y1[q] * vv[q];
+                a2 += y2[q] * vv[q];
+                a3 += y3[q] * vv[q];
+            }
+            V4 d;
+            LT::sum4(a0, a1, a2, a3, d);
+            V4 cv, cwv;
+            std::copy(c.data() + k, c.data() + k + 4, reinterpret_cast<T *>(&cv));
+            std::copy(cw.data() + k, cw.data() + k + 4, reinterpret_cast<T *>(&cwv));
+            const V4 w = Residual ? cv - cwv * d : cwv * d;
+            for (int q = 0; q < Q; ++q) {
+                o0[q] += w[0] * y0[q];
+                o1[q] += w[1] * y1[q];
+            }
+            for (int q = 0; q < Q; ++q) {
+                o0[q] += w[2] * y2[q];
+                o1[q] += w[3] * y3[q];
+            }
+        }
+        for (int q = 0; q < Q; ++q) reinterpret_cast<V *>(out)[q] = o0[q] + o1[q];
+    }
+};
+
+// Warm-started conjugate gradient on row u; scratch holds 3 f values. With F > 0 and a row
+// no longer than kGatherCap the row's entries are gathered once into `g`.
+template <int F, typename T>
+inline void cg_row(const AlsProblemT<T> &P, int64_t u, T *x, int steps, T *scratch,
+                   Gathered<T> *g) {
     const int f = F > 0 ? F : P.f;
     const int64_t b = P.indptr[u], e = P.indptr[u + 1];
     if (b == e) {
-        std::fill(x, x + f, 0.0f);
+        std::fill(x, x + f, T(0));
         return;
     }
-    float *r = scratch, *p = scratch + f, *Ap = scratch + 2 * f;
-    const float lam = P.reg[u];
-    vec::symv<F>(P.G, x, r, f);  // r = b - A x
+    bool gathered = false;
+    if constexpr (F > 0) {
+        if (g != nullptr && e - b <= kGatherCap) {
+            g->template gather<F>(P, b, e);
+            gathered = true;
+            if (u + 1 < P.n_rows)
+                Gathered<T>::template prefetch_row<F>(P, e, P.indptr[u + 2]);
+        }
+    }
+    auto apply = [&](const T *v, T *out, auto residual) {
+        constexpr bool R = decltype(residual)::value;
+        if constexpr (F > 0) {
+            if (gathered) {
+                g->template apply<F, R>(v, out);
+                return;
+            }
+        }
+        sparse_apply<F, R, T>(P, b, e, v, out);
+    };
+    T *r = scratch, *p = scratch + f, *Ap = scratch + 2 * f;
+    const T lam = P.reg[u];
+    vec::symv<F, T>(P.G, x, r, f);  // r = b - A x
     for (int j = 0; j < f; ++j) r[j] = -r[j] - lam * x[j];
-    sparse_apply<F, true>(P, b, e, x, r);
+    apply(x, r, std::true_type{});
     std::copy(r, r + f, p);
-    float rs = vec::dot<F>(r, r, f);
-    if (!(rs > 1e-20f)) return;
+    const T tiny = std::is_same<T, float>::value ? T(1e-20) : T(1e-40);
+    T rs = vec::dot<F, T>(r, r, f);
+    if (!(rs > tiny)) return;
     for (int s = 0; s < steps; ++s) {
-        vec::symv<F>(P.G, p, Ap, f);
-        vec::axpy<F>(lam, p, Ap, f);
-        sparse_apply<F, false>(P, b, e, p, Ap);
-        const float pAp = vec::dot<F>(p, Ap, f);
-        if (!(pAp > 0.0f)) break;
-        const float a = rs / pAp;
-        vec::axpy<F>(a, p, x, f);
-        vec::axpy<F>(-a, Ap, r, f);
-        const float rs_new = vec::dot<F>(r, r, f);
-        if (!(rs_new > 1e-20f)) break;
-        const float beta = rs_new / rs;
+        vec::symv<F, T>(P.G, p, Ap, f);
+        vec::axpy<F, T>(lam, p, Ap, f);
+        apply(p, Ap, std::false_type{});
+        const T pAp = vec::dot<F, T>(p, Ap, f);
+        if (!(pAp > T(0))) break;
+        const T a = rs / pAp;
+        vec::axpy<F, T>(a, p, x, f);
+        vec::axpy<F, T>(-a, Ap, r, f);
+        const T rs_new = vec::dot<F, T>(r, r, f);
+        if (!(rs_new > tiny)) break;
+        const T beta = rs_new / rs;
         for (int j = 0; j < f; ++j) p[j] = r[j] + beta * p[j];
         rs = rs_new;
     }
 }
 
-// Assembles A (f x f, float) and rhs (f) of row u.
-inline void assemble_row(const AlsProblem &P, int64_t u, float *A, float *rhs) {
+// Assembles A (f x f) and rhs (f) of row u in double.
+template <typename T>
+inline void assemble_row(const AlsProblemT<T> &P, int64_t u, double *A, double *rhs,
+                         double *yd) {
     const int f = P.f;
-    std::copy(P.G, P.G + int64_t(f) * f, A);
-    for (int j = 0; j < f; ++j) A[int64_t(j) * f + j] += P.reg[u];
-    std::fill(rhs, rhs + f, 0.0f);
+    for (int64_t t = 0; t < int64_t(f) * f; ++t) A[t] = double(P.G[t]);
+    for (int j = 0; j < f; ++j) A[int64_t(j) * f + j] += double(P.reg[u]);
+    std::fill(rhs, rhs + f, 0.0);
     for (int64_t k = P.indptr[u]; k < P.indptr[u + 1]; ++k) {
-        const float *y = P.Y + int64_t(P.indices[k]) * f;
-        const float c = 1.0f + P.alpha * P.data[k];
-        const float w = c - P.w0;
-        for (int r = 0; r < f; ++r) vec::axpy(w * y[r], y, A + int64_t(r) * f, f);
-        vec::axpy(c, y, rhs, f);
+        const T *y = P.Y + int64_t(P.indices[k]) * f;
+        for (int j = 0; j < f; ++j) yd[j] = double(y[j]);
+        const double c = 1.0 + double(P.alpha) * double(P.data[k]);
+        const double w = c - double(P.w0);
+        for (int r = 0; r < f; ++r) vec::axpy<0, double>(w * yd[r], yd, A + int64_t(r) * f, f);
+        vec::axpy<0, double>(c, yd, rhs, f);
     }
 }
 
@@ -258,82 +453,113 @@ inline void cholesky_solve(const double *L, double *z, int f) {
     }
 }
 
-// Exact solve of row u; scratch holds f*f + f floats and f*f + f doubles.
-inline void cholesky_row(const AlsProblem &P, int64_t u, float *x, float *fs, double *ds) {
+// Exact solve of row u; ds holds f*f + 2 f doubles.
+template <typename T>
+inline void cholesky_row(const AlsProblemT<T> &P, int64_t u, T *x, double *ds) {
     const int f = P.f;
     if (P.indptr[u] == P.indptr[u + 1]) {
-        std::fill(x, x + f, 0.0f);
+        std::fill(x, x + f, T(0));
         return;
     }
-    float *A = fs, *rhs = fs + int64_t(f) * f;
-    double *Ad = ds, *z = ds + int64_t(f) * f;
-    assemble_row(P, u, A, rhs);
-    for (int64_t t = 0; t < int64_t(f) * f; ++t) Ad[t] = A[t];
-    for (int j = 0; j < f; ++j) z[j] = rhs[j];
-    cholesky(Ad, f);
-    cholesky_solve(Ad, z, f);
-    for (int j = 0; j < f; ++j) x[j] = static_cast<float>(z[j]);
+    double *A = ds, *z = ds + int64_t(f) * f, *yd = z + f;
+    assemble_row(P, u, A, z, yd);
+    cholesky(A, f);
+    cholesky_solve(A, z, f);
+    for (int j = 0; j < f; ++j) x[j] = static_cast<T>(z[j]);
 }
 
+template <typename T>
 struct AlsScratch {
-    std::vector<float> fs;
+    std::vector<T> fs;
     std::vector<double> ds;
-    explicit AlsScratch(int f) : fs(int64_t(f) * f + 3 * int64_t(f)), ds(int64_t(f) * f + f) {}
+    Gathered<T> &g;
+    AlsScratch(int f, Gathered<T> &g_)
+        : fs(3 * int64_t(f)), ds(int64_t(f) * f + 2 * int64_t(f)), g(g_) {}
 };
+
+template <typename T>
+inline void als_solve_rows(const AlsProblemT<T> &P, T *X, int64_t begin, int64_t end,
+                           int solver, int cg_steps, AlsScratch<T> &s) {
+    if (solver == ALS_CG && (P.f == 32 || P.f == 64 || P.f == 128)) {
+        int64_t longest = 0;
+        for (int64_t u = begin; u < end; ++u)
+            longest = std::max(longest, P.indptr[u + 1] - P.indptr[u]);
+        s.g.reserve(std::min(longest, kGatherCap), P.f);
+    }
+    for (int64_t u = begin; u < end; ++u) {
+        T *x = X + u * P.f;
+        if (solver == ALS_CG) {
+            // Common sizes get register-resident, fully unrolled loops and gathered rows.
+            switch (P.f) {
+                case 32: cg_row<32, T>(P, u, x, cg_steps, s.fs.data(), &s.g); break;
+                case 64: cg_row<64, T>(P, u, x, cg_steps, s.fs.data(), &s.g); break;
+                case 128: cg_row<128, T>(P, u, x, cg_steps, s.fs.data(), &s.g); break;
+                default: cg_row<0, T>(P, u, x, cg_steps, s.fs.data(), nullptr); break;
+            }
+        } else {
+            cholesky_row(P, u, x, s.ds.data());
+        }
+    }
+}
 
 // Solves rows [begin, end) into X; compiled per ISA (see the header comment).
 TASTEBUD_CLONES
 static void als_solve_chunk(const AlsProblem &P, float *X, int64_t begin, int64_t end,
-                            int solver, int cg_steps, float *fs, double *ds) {
-    for (int64_t u = begin; u < end; ++u) {
-        float *x = X + u * P.f;
-        if (solver == ALS_CG) {
-            // Common sizes get register-resident, fully unrolled loops.
-            switch (P.f) {
-                case 32: cg_row<32>(P, u, x, cg_steps, fs); break;
-                case 64: cg_row<64>(P, u, x, cg_steps, fs); break;
-                case 128: cg_row<128>(P, u, x, cg_steps, fs); break;
-                default: cg_row<0>(P, u, x, cg_steps, fs); break;
-            }
-        }
-        else
-            cholesky_row(P, u, x, fs, ds);
-    }
+                            int solver, int cg_steps, AlsScratch<float> &s) {
+    als_solve_rows(P, X, begin, end, solver, cg_steps, s);
+}
+TASTEBUD_CLONES
+static void als_solve_chunk(const AlsProblem64 &P, double *X, int64_t begin, int64_t end,
+                            int solver, int cg_steps, AlsScratch<double> &s) {
+    als_solve_rows(P, X, begin, end, solver, cg_steps, s);
 }
 
 // Per-row loss terms (see als_loss); G here is the plain Y^T Y.
-TASTEBUD_CLONES
-static void als_loss_chunk(const AlsProblem &P, const float *X, int64_t begin, int64_t end,
-                           float *tmp, double *out) {
+template <typename T>
+inline void als_loss_rows(const AlsProblemT<T> &P, const T *X, int64_t begin, int64_t end,
+                          T *tmp, double *out) {
     const int f = P.f;
     for (int64_t u = begin; u < end; ++u) {
-        const float *x = X + u * f;
-        vec::symv(P.G, x, tmp, f);
-        const double xgx = vec::dot(x, tmp, f);
+        const T *x = X + u * f;
+        vec::symv<0, T>(P.G, x, tmp, f);
+        const double xgx = vec::dot<0, T>(x, tmp, f);
         double observed = 0.0, observed_sq = 0.0;
         for (int64_t k = P.indptr[u]; k < P.indptr[u + 1]; ++k) {
             const double c = 1.0 + double(P.alpha) * P.data[k];
-            const double d = vec::dot(x, P.Y + int64_t(P.indices[k]) * f, f);
+            const double d = vec::dot<0, T>(x, P.Y + int64_t(P.indices[k]) * f, f);
             observed += c * (1.0 - d) * (1.0 - d);
             observed_sq += d * d;
         }
         out[u] = observed + double(P.w0) * (xgx - observed_sq) +
-                 double(P.reg[u]) * double(vec::dot(x, x, f));
+                 double(P.reg[u]) * double(vec::dot<0, T>(x, x, f));
     }
+}
+TASTEBUD_CLONES
+static void als_loss_chunk(const AlsProblem &P, const float *X, int64_t begin, int64_t end,
+                           float *tmp, double *out) {
+    als_loss_rows(P, X, begin, end, tmp, out);
+}
+TASTEBUD_CLONES
+static void als_loss_chunk(const AlsProblem64 &P, const double *X, int64_t begin, int64_t end,
+                           double *tmp, double *out) {
+    als_loss_rows(P, X, begin, end, tmp, out);
 }
 
 }  // namespace als_detail
 
 // One half-iteration: updates every row of X (n_rows x f, in place; read as the CG start).
-inline void als_solve(const AlsProblem &P, float *X, int solver, int cg_steps, int num_threads) {
+template <typename T>
+inline void als_solve(const AlsProblemT<T> &P, T *X, int solver, int cg_steps,
+                      int num_threads) {
     const int64_t chunk = 32;
     const int64_t tasks = (P.n_rows + chunk - 1) / chunk;
     parallel_for(tasks, P.n_rows <= 4 * chunk ? 1 : num_threads, [&](int64_t task) {
-        // One allocation per 32 rows is negligible next to their solves.
-        als_detail::AlsScratch scratch(P.f);
+        // One small allocation per 32 rows is negligible next to their solves; the gathered
+        // rows (up to kGatherCap entries) stay allocated per thread and are reused.
+        static thread_local als_detail::Gathered<T> gathered;
+        als_detail::AlsScratch<T> scratch(P.f, gathered);
         const int64_t begin = task * chunk, end = std::min(P.n_rows, begin + chunk);
-        als_detail::als_solve_chunk(P, X, begin, end, solver, cg_steps, scratch.fs.data(),
-                                    scratch.ds.data());
+        als_detail::als_solve_chunk(P, X, begin, end, solver, cg_steps, scratch);
     });
 }
 
@@ -341,11 +567,12 @@ inline void als_solve(const AlsProblem &P, float *X, int solver, int cg_steps, i
 //   sum_{i in I_u} c_ui (1 - x.y_i)^2 + w0 sum_{i not in I_u} (x.y_i)^2 + lambda_u |x|^2,
 // the unobserved sum taken as w0 (x^T YtY x - sum_{i in I_u} (x.y_i)^2). Written to out[u]
 // so that the caller sums in a fixed order (deterministic for any thread count).
-inline void als_loss(const AlsProblem &P, const float *X, double *out, int num_threads) {
+template <typename T>
+inline void als_loss(const AlsProblemT<T> &P, const T *X, double *out, int num_threads) {
     const int64_t chunk = 256;
     const int64_t tasks = (P.n_rows + chunk - 1) / chunk;
     parallel_for(tasks, num_threads, [&](int64_t task) {
-        std::vector<float> tmp(P.f);
+        std::vector<T> tmp(P.f);
         const int64_t begin = task * chunk, end = std::min(P.n_rows, begin + chunk);
         als_detail::als_loss_chunk(P, X, begin, end, tmp.data(), out);
     });

@@ -423,16 +423,17 @@ void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices, in
     }
 }
 
-void check_matrix(const carray<float> &a, int64_t rows, int64_t cols, const char *what) {
+template <typename T>
+void check_matrix(const carray<T> &a, int64_t rows, int64_t cols, const char *what) {
     require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols,
             std::string(what) + " must have shape (" + std::to_string(rows) + ", " +
                 std::to_string(cols) + ")");
 }
 
-AlsProblem make_als_problem(const carray<int64_t> &indptr, const carray<int32_t> &indices,
-                            const carray<float> &data, const carray<float> &Y,
-                            const carray<float> &G, const carray<float> &reg, float alpha,
-                            float w0) {
+template <typename T>
+AlsProblemT<T> make_als_problem(const carray<int64_t> &indptr, const carray<int32_t> &indices,
+                                const carray<float> &data, const carray<T> &Y, const carray<T> &G,
+                                const carray<float> &reg, float alpha, float w0) {
     require(Y.ndim() == 2 && Y.shape(1) >= 1, "fixed factors must be 2-D with >= 1 column");
     const int64_t m = Y.shape(0), f = Y.shape(1);
     require(f < (int64_t(1) << 20), "too many factors");
@@ -444,7 +445,7 @@ AlsProblem make_als_problem(const carray<int64_t> &indptr, const carray<int32_t>
     require(reg.ndim() == 1 && reg.shape(0) == n, "regularization must have one value per row");
     require(std::isfinite(alpha) && alpha >= 0, "alpha must be finite and >= 0");
     require(std::isfinite(w0) && w0 >= 0, "unobserved weight must be finite and >= 0");
-    AlsProblem P;
+    AlsProblemT<T> P;
     P.indptr = indptr.data();
     P.indices = indices.data();
     P.data = data.data();
@@ -458,29 +459,33 @@ AlsProblem make_als_problem(const carray<int64_t> &indptr, const carray<int32_t>
     return P;
 }
 
+// float32 and float64 (T) share one binding name: pybind11 picks the overload whose arrays
+// match exactly (all arguments are noconvert).
+template <typename T>
 void als_solve_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> data,
-                  carray<float> Y, carray<float> G, carray<float> reg, carray<float> X, float alpha,
+                  carray<T> Y, carray<T> G, carray<float> reg, carray<T> X, float alpha,
                   float w0, int solver, int cg_steps, int num_threads) {
-    AlsProblem P = make_als_problem(indptr, indices, data, Y, G, reg, alpha, w0);
+    AlsProblemT<T> P = make_als_problem<T>(indptr, indices, data, Y, G, reg, alpha, w0);
     check_matrix(X, P.n_rows, P.f, "solved factors");
     require(solver == ALS_CG || solver == ALS_CHOLESKY, "solver must be 0 (cg) or 1 (cholesky)");
     require(cg_steps >= 1, "cg_steps must be >= 1");
     require(X.writeable(), "solved factors must be writeable");
-    float *x = X.mutable_data();
+    T *x = X.mutable_data();
     {
         py::gil_scoped_release nogil;
         als_solve(P, x, solver, cg_steps, num_threads);
     }
 }
 
+template <typename T>
 carray<double> als_loss_py(carray<int64_t> indptr, carray<int32_t> indices, carray<float> data,
-                           carray<float> Y, carray<float> G, carray<float> reg, carray<float> X,
+                           carray<T> Y, carray<T> G, carray<float> reg, carray<T> X,
                            float alpha, float w0, int num_threads) {
-    AlsProblem P = make_als_problem(indptr, indices, data, Y, G, reg, alpha, w0);
+    AlsProblemT<T> P = make_als_problem<T>(indptr, indices, data, Y, G, reg, alpha, w0);
     check_matrix(X, P.n_rows, P.f, "factors");
     carray<double> out(P.n_rows);
     double *o = out.mutable_data();
-    const float *x = X.data();
+    const T *x = X.data();
     {
         py::gil_scoped_release nogil;
         als_loss(P, x, o, num_threads);
@@ -1029,15 +1034,27 @@ PYBIND11_MODULE(_core, m) {
           py::arg("n_items"), py::arg("global_mean"), py::arg("iterations"),
           py::arg("reg_users"), py::arg("reg_items"),
           "User and item baselines by alternating least squares (Surprise's baseline_als).");
-    m.def("als_solve", &als_solve_py, py::arg("indptr").noconvert(),
+    m.def("als_solve", &als_solve_py<float>, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
           py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),
           py::arg("alpha"), py::arg("w0"), py::arg("solver"), py::arg("cg_steps"),
-          py::arg("num_threads"), "ALS half-iteration: solve every row of X in place.");
-    m.def("als_loss", &als_loss_py, py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
-          py::arg("data").noconvert(), py::arg("Y").noconvert(), py::arg("G").noconvert(),
-          py::arg("reg").noconvert(), py::arg("X").noconvert(), py::arg("alpha"), py::arg("w0"),
-          py::arg("num_threads"), "Per-row ALS loss terms (float64).");
+          py::arg("num_threads"),
+          "ALS half-iteration: solve every row of X in place (Y, G, X all float32 or all "
+          "float64).");
+    m.def("als_solve", &als_solve_py<double>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
+          py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),
+          py::arg("alpha"), py::arg("w0"), py::arg("solver"), py::arg("cg_steps"),
+          py::arg("num_threads"));
+    m.def("als_loss", &als_loss_py<float>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
+          py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),
+          py::arg("alpha"), py::arg("w0"), py::arg("num_threads"),
+          "Per-row ALS loss terms (float64 out; Y, G, X float32 or float64).");
+    m.def("als_loss", &als_loss_py<double>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("Y").noconvert(),
+          py::arg("G").noconvert(), py::arg("reg").noconvert(), py::arg("X").noconvert(),
+          py::arg("alpha"), py::arg("w0"), py::arg("num_threads"));
     m.def("bpr_epoch", &bpr_epoch_py, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("row_of").noconvert(), py::arg("U").noconvert(),
           py::arg("V").noconvert(), py::arg("bias"), py::arg("learning_rate"),

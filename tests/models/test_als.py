@@ -245,3 +245,99 @@ def test_similar_users_and_items():
     best = np.argsort(-(unit[1:] @ unit[0]))[0] + 1
     assert sims.indices[0, 0] == best
     assert model.similar_items(TRAIN.items.ids_array[:2], k=3).ids.shape == (2, 3)
+
+
+# ----------------------------------------------------------------- float64 and long rows
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 10),
+    m=st.integers(1, 14),
+    f=st.sampled_from([1, 4, 32, 64, 128]),
+    density=st.floats(0.0, 1.0),
+    alpha=st.sampled_from([0.0, 1.0, 40.0]),
+    w0=st.sampled_from([1.0, 0.1, 0.0]),
+    solver=st.sampled_from([0, 1]),
+)
+def test_kernel_float64_matches_numpy_tightly(seed, n, m, f, density, alpha, w0, solver):
+    rows, y32 = _random_problem(seed, n, m, f, density, alpha)
+    y = y32.astype(np.float64)
+    reg = np.random.default_rng(seed).uniform(0.1, 2.0, n).astype(np.float32)
+    gram = np.ascontiguousarray(w0 * (y.T @ y))
+    expected = solve_rows(rows, y, reg, alpha, w0)
+    x = np.zeros((n, f), np.float64)
+    core().als_solve(*csr_parts(rows), y, gram, reg, x, alpha, w0, solver, 4 * f, 1)
+    assert x.dtype == np.float64
+    scale = 1.0 + np.abs(expected).max(initial=0.0)
+    # float32 needs 2e-3 here; double precision agrees to ~1e-12 (CG: 4f steps from zero).
+    np.testing.assert_allclose(x, expected, atol=1e-7 * scale, rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("f", [32, 64, 128])
+def test_kernel_long_rows_and_blocks(dtype, f):
+    """Rows longer than the gather buffer (4096 entries) and of every length mod 4 agree."""
+    rng = np.random.default_rng(f)
+    m = 4200
+    lengths = [4200, 4097, 4096, 5, 6, 7, 8, 1, 0]
+    indices = np.concatenate([np.sort(rng.choice(m, k, replace=False)) for k in lengths])
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    data = rng.integers(1, 4, indices.size).astype(np.float32)
+    rows = sp.csr_matrix((data, indices, indptr), shape=(len(lengths), m))
+    y = (rng.standard_normal((m, f)) / np.sqrt(f)).astype(dtype)
+    reg = np.full(len(lengths), 0.5, np.float32)
+    gram = np.ascontiguousarray(0.5 * (y.T @ y), dtype=dtype)
+    expected = solve_rows(rows, y, reg, 0.5, 0.5)
+    x = np.zeros((len(lengths), f), dtype)
+    core().als_solve(*csr_parts(rows), y, gram, reg, x, 0.5, 0.5, 0, 2 * f, 1)
+    tol = 2e-3 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(x, expected, atol=tol * (1 + np.abs(expected).max()), rtol=tol)
+
+
+def test_loss_kernel_float64():
+    rows, y32 = _random_problem(3, 9, 11, 64, 0.4, 2.0)
+    y = y32.astype(np.float64)
+    x = np.random.default_rng(4).standard_normal((9, 64))
+    reg = np.full(9, 0.3, np.float32)
+    got = core().als_loss(*csr_parts(rows), y, np.ascontiguousarray(y.T @ y), reg, x, 2.0, 0.5, 1)
+    np.testing.assert_allclose(got, loss_rows(rows, x, y, reg, 2.0, 0.5), rtol=1e-10)
+
+
+def test_float64_model(tmp_path):
+    model = fast(factors=16, dtype="float64", iterations=4).fit(TRAIN)
+    assert model.user_factors_.dtype == np.float64 == model.item_factors_.dtype
+    single = fast(factors=16, iterations=4).fit(TRAIN)
+    assert single.user_factors_.dtype == np.float32
+    # Same start and algorithm: the two precisions agree to float32 rounding drift.
+    np.testing.assert_allclose(model.item_factors_, single.item_factors_, atol=2e-2)
+    users = TRAIN.users.ids_array[:5]
+    recs = model.recommend(users, k=5)
+    assert recs.scores.dtype == np.float32
+    path = tmp_path / "als64.tbud"
+    model.save(path)
+    loaded = ALS.load(path)
+    assert loaded.dtype == "float64"
+    assert loaded.user_factors_.dtype == np.float64
+    np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
+    np.testing.assert_array_equal(loaded.recommend(users, k=5).ids, recs.ids)
+    # Fold-in and partial updates stay in float64.
+    new = model.recommend_for([list(TRAIN.items.ids_array[:3])], k=3)
+    assert new.ids.shape == (1, 3)
+    model.partial_fit_users([10**9], [list(TRAIN.items.ids_array[:4])])
+    assert model.user_factors_.dtype == np.float64
+
+
+def test_float64_cg_matches_cholesky_closer_than_float32():
+    gaps = {}
+    for dtype in ("float32", "float64"):
+        cg = fast(factors=8, iterations=3, cg_steps=40, dtype=dtype).fit(TRAIN)
+        exact = fast(factors=8, iterations=3, solver="cholesky", dtype=dtype).fit(TRAIN)
+        gaps[dtype] = np.abs(cg.user_factors_ - exact.user_factors_).max()
+    assert gaps["float64"] < 1e-6
+    assert gaps["float64"] <= gaps["float32"]
+
+
+@pytest.mark.parametrize("bad", ["float16", np.float64, "double", 64])
+def test_bad_dtype(bad):
+    with pytest.raises(ValueError, match="dtype"):
+        fast(dtype=bad).fit(TRAIN)

@@ -55,8 +55,24 @@ def csr_parts(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
-def check_weights(matrix: sp.csr_matrix, what: str = "interaction weights") -> sp.csr_matrix:
-    """Finite, non-negative weights; explicit zeros dropped; sorted, duplicate-free CSR."""
+def check_weights(
+    matrix: sp.csr_matrix, what: str = "interaction weights", *, reuse: bool = False
+) -> sp.csr_matrix:
+    """Finite, non-negative weights; explicit zeros dropped; sorted, duplicate-free CSR.
+
+    With ``reuse=True`` a matrix that already has that form (float32 CSR, int32 indices,
+    canonical, all weights finite and > 0) is returned as is instead of copied: the caller
+    must then treat the result as read-only (ALS's fit does, to keep its peak memory low).
+    """
+    if (
+        reuse
+        and isinstance(matrix, (sp.csr_matrix, sp.csr_array))
+        and matrix.dtype == np.float32
+        and matrix.indices.dtype == np.int32
+        and matrix.has_canonical_format
+        and (matrix.nnz == 0 or (np.isfinite(matrix.data).all() and matrix.data.min() > 0))
+    ):
+        return matrix
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     if out.nnz:
@@ -170,9 +186,14 @@ class PopularityFallback:
     seen_: sp.csr_matrix
 
     def _refresh_popularity(self) -> None:
-        self.item_popularity_ = np.bincount(
-            self.seen_.indices, minlength=self.seen_.shape[1]
-        ).astype(np.float32)
+        # In chunks: bincount converts its input to intp, which for all indices at once would
+        # be the largest temporary of a fit (8 bytes per interaction).
+        indices, n_items = self.seen_.indices, self.seen_.shape[1]
+        counts = np.zeros(n_items, dtype=np.int64)
+        step = 1 << 20
+        for start in range(0, indices.size, step):
+            counts += np.bincount(indices[start : start + step], minlength=n_items)
+        self.item_popularity_ = counts.astype(np.float32)
 
     def _topk_rows(self, user_indices, rows, k, exclude, allow, deny, num_threads=0):  # type: ignore[no-untyped-def]
         empty = np.diff(rows.indptr) == 0

@@ -36,6 +36,19 @@ from tastebud.models.base import Recommendations, Recommender
 __all__ = ["ALS", "Explanation"]
 
 _SOLVERS = {"cg": 0, "cholesky": 1}
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+#: Gram matrices below this many multiply-adds are computed with one BLAS thread: waking
+#: BLAS worker threads costs more than the product (and competes with OpenMP's threads).
+_GRAM_ONE_THREAD_FLOPS = 5e7
+
+
+def _gram_of(factors: np.ndarray, scale: float, threads: int, dtype: Any) -> np.ndarray:
+    """``scale * factors.T @ factors`` in ``dtype``, C-contiguous (BLAS, few threads if small)."""
+    n, f = factors.shape
+    limit = 1 if n * f * f < _GRAM_ONE_THREAD_FLOPS else threads
+    with search._blas_controller().limit(limits=limit, user_api="blas"):
+        gram = factors.T @ factors
+    return np.ascontiguousarray(scale * gram, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -105,10 +118,17 @@ class ALS(PopularityFallback, Recommender):
         Seed of the initial factors.
     num_threads : int
         OpenMP threads (0 = all cores). Results do not depend on it.
+    dtype : {"float32", "float64"}
+        Precision of the factors and of the solves (the C++ kernel is compiled for both).
+        float32 (the default) is twice as fast and what implicit uses; float64 is for
+        studies that need the tighter arithmetic (e.g. comparing CG with the exact solve far
+        below float32 rounding). Saved and restored with the model. Scoring (``recommend``,
+        ``score``, ``similar_*``) always goes through the float32 top-k kernel, so rankings
+        of float64 models are computed from the factors rounded to float32.
 
     Attributes
     ----------
-    user_factors_, item_factors_ : float32 ndarray (n, factors)
+    user_factors_, item_factors_ : ndarray (n, factors) of ``dtype``
     item_popularity_ : float32 ndarray (n_items,)
         Training users per item, the ranking of users without interactions.
     loss_history_ : float64 ndarray
@@ -163,6 +183,7 @@ class ALS(PopularityFallback, Recommender):
         show_progress: bool = False,
         random_state: int | None = None,
         num_threads: int = 0,
+        dtype: str = "float32",
     ) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -176,6 +197,7 @@ class ALS(PopularityFallback, Recommender):
         self.show_progress = show_progress
         self.random_state = random_state
         self.num_threads = num_threads
+        self.dtype = dtype
 
     # ----------------------------------------------------------------- parameters
     def _checked(self) -> dict[str, Any]:
@@ -184,7 +206,13 @@ class ALS(PopularityFallback, Recommender):
         rs = self.random_state
         if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer))):
             raise TypeError(f"random_state must be an int or None; got {rs!r}.")
+        if not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
+            raise ValueError(
+                f"dtype must be the string 'float32' or 'float64' (a string, so that the "
+                f"model can be saved); got {self.dtype!r}."
+            )
         return {
+            "dtype": _DTYPES[self.dtype],
             "factors": check_int(self.factors, "factors", 1),
             "regularization": check_float(self.regularization, "regularization"),
             "alpha": check_float(self.alpha, "alpha"),
@@ -233,7 +261,8 @@ class ALS(PopularityFallback, Recommender):
 
     def _fit(self, interactions: Interactions) -> None:
         p = self._checked()
-        cui = check_weights(interactions.matrix)
+        # Read-only from here on: a clean input matrix is used without a copy (peak memory).
+        cui = check_weights(interactions.matrix, reuse=True)
         if cui.nnz == 0:
             raise ValueError("interactions are empty: every weight is zero.")
         ciu = cui.T.tocsr()
@@ -241,25 +270,28 @@ class ALS(PopularityFallback, Recommender):
         n, m = cui.shape
         f = p["factors"]
         rng = np.random.default_rng(self.random_state)
-        # Small positive start (as implicit): CG warm-starts from it.
-        x = (rng.random((n, f), dtype=np.float32) * 0.01).astype(np.float32)
-        y = (rng.random((m, f), dtype=np.float32) * 0.01).astype(np.float32)
+        # Small positive start (as implicit): CG warm-starts from it. Drawn in float32 for
+        # both precisions, so a float64 fit starts from the same point.
+        dt = p["dtype"]
+        # Scaled in place: the factors are the largest arrays besides the two matrices.
+        x = rng.random((n, f), dtype=np.float32)
+        x *= np.float32(0.01)
+        y = rng.random((m, f), dtype=np.float32)
+        y *= np.float32(0.01)
+        x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
         reg_u = self._row_reg(np.diff(cui.indptr), m, p)
         reg_i = self._row_reg(np.diff(ciu.indptr), n, p)
         u_parts, i_parts = csr_parts(cui), csr_parts(ciu)
         kernel = core()
         losses: list[float] = []
         callback = getattr(self, "_callback", None)
-        with (
-            search._blas_controller().limit(limits=p["threads"], user_api="blas"),
-            tqdm(
-                total=p["iterations"], disable=not self.show_progress, desc="ALS", leave=False
-            ) as bar,
-        ):
+        with tqdm(
+            total=p["iterations"], disable=not self.show_progress, desc="ALS", leave=False
+        ) as bar:
             for it in range(p["iterations"]):
                 t0 = time.perf_counter()
                 for parts, solved, fixed, reg in ((u_parts, x, y, reg_u), (i_parts, y, x, reg_i)):
-                    gram = np.ascontiguousarray(p["w0"] * (fixed.T @ fixed), dtype=np.float32)
+                    gram = _gram_of(fixed, p["w0"], p["threads"], dt)
                     kernel.als_solve(
                         *parts, fixed, gram, reg, solved, p["alpha"], p["w0"], p["solver"],
                         p["cg_steps"], p["threads"],
@@ -284,7 +316,7 @@ class ALS(PopularityFallback, Recommender):
         self._refresh_popularity()
 
     def _loss(self, parts, x, y, reg_u, reg_i, cells, p) -> float:  # type: ignore[no-untyped-def]
-        gram = np.ascontiguousarray(y.T @ y, dtype=np.float32)
+        gram = _gram_of(y, 1.0, p["threads"], p["dtype"])
         rows = core().als_loss(*parts, y, gram, reg_u, x, p["alpha"], p["w0"], p["threads"])
         total = float(rows.sum()) + float(reg_i @ np.einsum("ij,ij->i", y, y, dtype=np.float64))
         confidence = float(np.sum(1.0 + p["alpha"] * parts[2].astype(np.float64)))
@@ -297,8 +329,8 @@ class ALS(PopularityFallback, Recommender):
         y = self.item_factors_
         if cached is not None and cached[0] is y and cached[1] == y.shape:
             return cached[2]
-        w0 = check_float(self.unobserved_weight, "unobserved_weight")
-        gram = np.ascontiguousarray(w0 * (y.T @ y), dtype=np.float32)
+        p = self._checked()
+        gram = _gram_of(y, p["w0"], p["threads"], y.dtype)
         self._gram_cache = (y, y.shape, gram)
         return gram
 
@@ -306,23 +338,25 @@ class ALS(PopularityFallback, Recommender):
         """Exact (Cholesky) factors of ``rows`` against ``fixed`` factors, as in training."""
         p = self._checked()
         rows = check_weights(rows)
-        out = np.zeros((rows.shape[0], fixed.shape[1]), dtype=np.float32)
+        out = np.zeros((rows.shape[0], fixed.shape[1]), dtype=fixed.dtype)
         if rows.shape[0] == 0:
             return out
         reg = self._row_reg(np.diff(rows.indptr), fixed.shape[0], p)
         core().als_solve(
-            *csr_parts(rows), np.ascontiguousarray(fixed), gram, reg, out, p["alpha"], p["w0"],
+            *csr_parts(rows), np.ascontiguousarray(fixed), np.ascontiguousarray(gram, fixed.dtype),
+            reg, out, p["alpha"], p["w0"],
             _SOLVERS["cholesky"], 1, p["threads"],
         )  # fmt: skip
         return out
 
     def _user_embeddings(self, user_indices: np.ndarray | None, rows: sp.csr_matrix) -> np.ndarray:
         if user_indices is not None:
-            return self.user_factors_[user_indices]
-        return self._solve_rows(rows, self.item_factors_, self._gram())
+            return np.asarray(self.user_factors_[user_indices], dtype=np.float32)
+        solved = self._solve_rows(rows, self.item_factors_, self._gram())
+        return np.asarray(solved, dtype=np.float32)
 
     def _item_embeddings(self) -> np.ndarray:
-        return self.item_factors_
+        return np.asarray(self.item_factors_, dtype=np.float32)
 
     # ----------------------------------------------------------------- incremental updates
     def partial_fit_users(self, users: Any, interactions: Any) -> ALS:
@@ -353,7 +387,7 @@ class ALS(PopularityFallback, Recommender):
         solved = self._solve_rows(rows, self.item_factors_, self._gram())
         x = self.user_factors_
         if len(vocab) > x.shape[0]:
-            x = np.vstack([x, np.zeros((len(vocab) - x.shape[0], x.shape[1]), np.float32)])
+            x = np.vstack([x, np.zeros((len(vocab) - x.shape[0], x.shape[1]), x.dtype)])
         else:
             x = x.copy()
         x[uidx] = solved
@@ -382,12 +416,12 @@ class ALS(PopularityFallback, Recommender):
         rows = rows_for(self.users_, interactions, iidx.size, "items")
         if np.unique(iidx).size != iidx.size:
             raise ValueError("items must not contain duplicates.")
-        w0 = check_float(self.unobserved_weight, "unobserved_weight")
-        xtx = np.ascontiguousarray(w0 * (self.user_factors_.T @ self.user_factors_), np.float32)
+        p = self._checked()
+        xtx = _gram_of(self.user_factors_, p["w0"], p["threads"], self.user_factors_.dtype)
         solved = self._solve_rows(rows, self.user_factors_, xtx)
         y = self.item_factors_
         if len(vocab) > y.shape[0]:
-            y = np.vstack([y, np.zeros((len(vocab) - y.shape[0], y.shape[1]), np.float32)])
+            y = np.vstack([y, np.zeros((len(vocab) - y.shape[0], y.shape[1]), y.dtype)])
         else:
             y = y.copy()
         y[iidx] = solved
