@@ -492,6 +492,11 @@ class _BlockALS:
         while pending:
             step = pending.popleft()
             _wait_watching(self.c, step["xs"] + step["ys"] + step["loss"], self.workers)
+            # Two iterations queued on the workers while this one's loss and checkpoint are
+            # fetched: the fetch (~100 MB at scale) must not leave the workers idle.
+            nxt = step["it"] + 2
+            if nxt < iterations:
+                pending.append(self._submit_iteration(nxt))
             loss = None
             if step["loss"]:
                 parts = self.c.gather(step["loss"])
@@ -506,9 +511,6 @@ class _BlockALS:
             if self.callback is not None:
                 self.callback(it, time.perf_counter() - t0, loss)
             t0 = time.perf_counter()
-            nxt = it + 2
-            if nxt < iterations:
-                pending.append(self._submit_iteration(nxt))
 
     def run(self) -> None:
         retryable = _retryable()
