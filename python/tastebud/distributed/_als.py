@@ -15,8 +15,10 @@ The client only orchestrates futures; factors reach it only at checkpoints, in t
   C++ kernel as the single-process model (``als_solve``; one thread per row, so a row's
   result does not depend on the partitioning or the threads) and returns its new state,
   which stays on that worker.
-* The client submits whole iterations (one ahead of the one it waits for), so workers
-  never wait on the client between half-iterations.
+* The client submits whole iterations (one ahead of the one it waits for, and the next
+  one before it fetches a checkpoint), so workers never wait on the client between
+  half-iterations. Each task records where its time went (``worker_timings``; see
+  ``benchmarks/profile_distributed.py``).
 
 With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
 thread for the Gram matrix; the test asks 1e-4).
