@@ -15,8 +15,10 @@ The client only orchestrates futures; factors reach it only at checkpoints, in t
   C++ kernel as the single-process model (``als_solve``; one thread per row, so a row's
   result does not depend on the partitioning or the threads) and returns its new state,
   which stays on that worker.
-* The client submits whole iterations (one ahead of the one it waits for), so workers
-  never wait on the client between half-iterations.
+* The client submits whole iterations (one ahead of the one it waits for, and the next
+  one before it fetches a checkpoint), so workers never wait on the client between
+  half-iterations. Each task records where its time went (``worker_timings``; see
+  ``benchmarks/profile_distributed.py``).
 
 With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
 thread for the Gram matrix; the test asks 1e-4).
@@ -38,6 +40,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -135,26 +138,104 @@ def _assemble(states: tuple[State, ...]) -> Iterator[np.ndarray]:
                 free.append(buf)
 
 
-def _solve_block(block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State) -> State:
+#: Per worker process: output buffers of block solves, by shape, reused once no one else
+#: holds them (the worker released the state, no send in flight): a fresh 10-50 MB array
+#: every half-iteration costs its first-touch page faults, more than the copy itself.
+_OUT: dict[tuple[int, ...], list[np.ndarray]] = {}
+_OUT_PER_SHAPE = 3
+
+
+def _out_buffer(shape: tuple[int, ...]) -> np.ndarray:
+    """A C-contiguous float32 array of ``shape`` that nothing else references."""
+    with _POOL_LOCK:
+        bufs = _OUT.get(shape)
+        if bufs is None:
+            if len(_OUT) >= 2 * _POOL_SHAPES:
+                _OUT.clear()  # another fit: forget the old shapes (arrays in use live on)
+            bufs = _OUT.setdefault(shape, [])
+        for buf in bufs:
+            # References: the list, the loop variable, getrefcount's argument. Any other
+            # (the worker's data, a task argument, a memoryview being sent) keeps it busy.
+            if sys.getrefcount(buf) <= 3:
+                return buf
+        buf = np.empty(shape, dtype=np.float32)
+        if len(bufs) < _OUT_PER_SHAPE:
+            bufs.append(buf)
+        return buf
+
+
+#: Per worker process: timings of the last block tasks (see :func:`worker_timings`).
+_TIMINGS: deque[dict[str, Any]] = deque(maxlen=4096)
+
+
+def worker_timings(clear: bool = False) -> list[dict[str, Any]]:
+    """Timings of this process's recent block solves (run on a worker via ``client.run``).
+
+    One dict per task: ``tag`` (side, block, iteration), wall-clock ``start``/``end``
+    (``time.time``, comparable across processes of one machine) and, measured inside the
+    task with ``perf_counter`` (wall) and ``thread_time`` (CPU of the task's thread: not
+    the worker's event loop, which sends and receives blocks meanwhile), the phases ``assemble``
+    (copying the fixed blocks into one matrix), ``gram``, ``copy`` (warm start) and
+    ``solve`` (the C++ kernel).
+    """
+    out = list(_TIMINGS)
+    if clear:
+        _TIMINGS.clear()
+    return out
+
+
+class _Clock:
+    """Wall and CPU seconds per phase, for :data:`_TIMINGS`."""
+
+    def __init__(self) -> None:
+        self.rec: dict[str, Any] = {"start": time.time()}
+        self._w, self._c = time.perf_counter(), time.thread_time()
+
+    def lap(self, name: str) -> None:
+        w, c = time.perf_counter(), time.thread_time()
+        self.rec[name] = w - self._w
+        self.rec[name + "_cpu"] = c - self._c
+        self._w, self._c = w, c
+
+    def done(self, tag: Any) -> None:
+        self.rec["end"] = time.time()
+        self.rec["tag"] = tag
+        _TIMINGS.append(self.rec)
+
+
+def _solve_block(
+    block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State, tag: Any = None
+) -> State:
     """Worker task: new state of one block (CG warm-starts from its previous factors)."""
     alpha, w0, solver, cg_steps, num_threads = params
+    clock = _Clock()
     with _assemble(fixed) as y:
-        return _solve_against(block, warm, y, alpha, w0, solver, cg_steps, num_threads)
+        clock.lap("assemble")
+        state = _solve_against(block, warm, y, alpha, w0, solver, cg_steps, num_threads, clock)
+    clock.done(tag)
+    return state
 
 
 def _solve_against(
     block: dict[str, np.ndarray], warm: State, y: np.ndarray, alpha: float, w0: float,
-    solver: int, cg_steps: int, num_threads: int,
+    solver: int, cg_steps: int, num_threads: int, clock: _Clock | None = None,
 ) -> State:  # fmt: skip
     # The Gram matrix exactly as ALS.fit computes it (one GEMM over the whole matrix): the
     # first half-iterations, against tiny initial factors, amplify its rounding ~1e4-fold,
     # so per-block partial sums (a different rounding) would not reproduce ALS.fit to 1e-4.
     gram = np.ascontiguousarray(w0 * (y.T @ y), dtype=np.float32)
-    out = np.array(warm[0], dtype=np.float32, order="C", copy=True)
+    if clock is not None:
+        clock.lap("gram")
+    out = _out_buffer(warm[0].shape)
+    np.copyto(out, warm[0])
+    if clock is not None:
+        clock.lap("copy")
     search._core().als_solve(
         block["indptr"], block["indices"], block["data"], y, gram, block["reg"], out, alpha,
         w0, solver, cg_steps, num_threads,
     )  # fmt: skip
+    if clock is not None:
+        clock.lap("solve")
     return _state(out, block["reg"])
 
 
@@ -317,6 +398,8 @@ class _BlockALS:
         self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
         self.cells = n * m - cui.nnz
         self.workers: set[str] = set()
+        #: the factor blocks of the last checkpoint, not yet copied into ``self.x``/``self.y``
+        self.fetched: list[list[np.ndarray]] | None = None
 
     def _slots(self) -> list[str]:
         """One entry per worker thread (workers sorted by address): where blocks go."""
@@ -331,6 +414,7 @@ class _BlockALS:
     def _place(self) -> None:
         """Scatter every block's interactions and current state (from the client's factors
         of the last checkpoint) to the workers alive now."""
+        self._materialise()
         slots = self._slots()
         self.workers = set(slots)
         for side in self.sides:
@@ -345,22 +429,23 @@ class _BlockALS:
                 side["blocks"].append(futs[0])
                 side["states"].append(futs[1])
 
-    def _submit_half(self, which: int, fixed: list[Any]) -> list[Any]:
+    def _submit_half(self, which: int, fixed: list[Any], it: int) -> list[Any]:
         side = self.sides[which]
         side["states"] = [
             self.c.submit(
-                _solve_block, block, state, self.params, *fixed,
+                _solve_block, block, state, self.params, *fixed, tag=(which, j, it),
                 workers=[owner], allow_other_workers=False, pure=False,
             )
-            for block, state, owner in zip(side["blocks"], side["states"], side["owners"],
-                                           strict=True)
+            for j, (block, state, owner) in enumerate(
+                zip(side["blocks"], side["states"], side["owners"], strict=True)
+            )
         ]  # fmt: skip
         return side["states"]
 
     def _submit_iteration(self, it: int) -> dict[str, Any]:
         users, items = self.sides
-        xs = self._submit_half(0, items["states"])
-        ys = self._submit_half(1, xs)
+        xs = self._submit_half(0, items["states"], it)
+        ys = self._submit_half(1, xs, it)
         loss = []
         if self.p["calculate_loss"]:
             loss = [
@@ -372,15 +457,27 @@ class _BlockALS:
             ]  # fmt: skip
         return {"it": it, "xs": xs, "ys": ys, "loss": loss}
 
+    def _materialise(self) -> None:
+        """Copy the blocks of the last checkpoint into the client's factor matrices."""
+        if self.fetched is None:
+            return
+        for side, blocks in zip(self.sides, self.fetched, strict=True):
+            for (a, b), block in zip(side["bounds"], blocks, strict=True):
+                side["factors"][a:b] = block
+        self.fetched = None
+
     def _checkpoint(self, step: dict[str, Any]) -> None:
         """Fetch the factors of a finished iteration into the client's copy (and the file)."""
         # Everything is fetched before anything is written: a worker lost halfway through
         # must leave the previous checkpoint intact.
-        fetched = [[fut.result()[0] for fut in futs] for futs in (step["xs"], step["ys"])]
-        for side, blocks in zip(self.sides, fetched, strict=True):
-            for (a, b), block in zip(side["bounds"], blocks, strict=True):
-                side["factors"][a:b] = block
+        # One gather: both workers send at once, in one round trip.
+        states = self.c.gather(step["xs"] + step["ys"])
+        k = len(step["xs"])
+        # Kept as fetched (no copy into the client's full matrices, ~100 MB a time at
+        # scale): copied only when needed (a file to write, blocks to place again, the end).
+        self.fetched = [[s[0] for s in states[:k]], [s[0] for s in states[k:]]]
         if self.directory is not None:
+            self._materialise()
             _write_checkpoint(
                 self.directory, self.fingerprint, 2 * (step["it"] + 1), self.x, self.y,
                 self.losses,
@@ -397,6 +494,11 @@ class _BlockALS:
         while pending:
             step = pending.popleft()
             _wait_watching(self.c, step["xs"] + step["ys"] + step["loss"], self.workers)
+            # Two iterations queued on the workers while this one's loss and checkpoint are
+            # fetched: the fetch (~100 MB at scale) must not leave the workers idle.
+            nxt = step["it"] + 2
+            if nxt < iterations:
+                pending.append(self._submit_iteration(nxt))
             loss = None
             if step["loss"]:
                 parts = self.c.gather(step["loss"])
@@ -411,9 +513,6 @@ class _BlockALS:
             if self.callback is not None:
                 self.callback(it, time.perf_counter() - t0, loss)
             t0 = time.perf_counter()
-            nxt = it + 2
-            if nxt < iterations:
-                pending.append(self._submit_iteration(nxt))
 
     def run(self) -> None:
         retryable = _retryable()
@@ -422,6 +521,7 @@ class _BlockALS:
             start = self.done
             try:
                 self._iterate()
+                self._materialise()
                 return
             except retryable as exc:
                 failures = 0 if self.done > start else failures + 1
