@@ -87,7 +87,20 @@ struct PositiveSet {
     const int32_t *indices;
     const int32_t *row_of;  // nnz, row of each entry
     int64_t n_rows, n_items, nnz;
+    // Optional dense membership bitmap (n_rows x n_items bits, row-major): one load per
+    // negative check instead of a binary search. Built by bpr_epoch when it is small.
+    const uint64_t *bits = nullptr;
 };
+
+// Whether `item` is a positive of `row`.
+inline bool is_positive(const PositiveSet &S, int64_t row, int64_t item) {
+    if (S.bits) {
+        const uint64_t b = static_cast<uint64_t>(row) * static_cast<uint64_t>(S.n_items) +
+                           static_cast<uint64_t>(item);
+        return (S.bits[b >> 6] >> (b & 63)) & 1u;
+    }
+    return row_contains(S.indices, S.indptr[row], S.indptr[row + 1], int32_t(item));
+}
 
 // Draws a negative for `row`, rejected while it is a positive of that row (up to
 // `max_tries` draws); returns -1 when every draw was a positive.
@@ -95,8 +108,7 @@ inline int64_t draw_negative(Rng &rng, const PositiveSet &S, int64_t row, bool v
                              int max_tries = 32) {
     for (int t = 0; t < max_tries; ++t) {
         const int64_t j = rng.below(static_cast<uint64_t>(S.n_items));
-        if (!verify || !row_contains(S.indices, S.indptr[row], S.indptr[row + 1], int32_t(j)))
-            return j;
+        if (!verify || !is_positive(S, row, j)) return j;
     }
     return -1;
 }
@@ -151,13 +163,15 @@ inline bool bpr_step(float *u, float *vi, float *vj, float *bi, float *bj, int f
 
 // `samples` Hogwild steps. The next triple is drawn one step ahead and its three rows are
 // prefetched, hiding the cache misses of random rows on large data.
+// Positives are drawn from the entries [first, first + count) of S (a thread's own block).
 template <int F>
 inline void bpr_run(const PositiveSet &S, float *U, float *V, float *bias, int f_, float lr,
-                    float reg, bool verify, int64_t samples, Rng &rng, BprStats &stats) {
+                    float reg, bool verify, int64_t samples, int64_t first, int64_t count,
+                    Rng &rng, BprStats &stats) {
     const int f = F > 0 ? F : f_;
-    if (samples <= 0) return;
+    if (samples <= 0 || count <= 0) return;
     auto draw = [&](int64_t &user, int64_t &i, int64_t &j) {
-        const int64_t k = rng.below(static_cast<uint64_t>(S.nnz));
+        const int64_t k = first + rng.below(static_cast<uint64_t>(count));
         user = S.row_of[k];
         i = S.indices[k];
         j = rng.below(static_cast<uint64_t>(S.n_items));
@@ -170,8 +184,7 @@ inline void bpr_run(const PositiveSet &S, float *U, float *V, float *bias, int f
     for (int64_t s = 0; s < samples; ++s) {
         int64_t nu = 0, ni = 0, nj = 0;
         if (s + 1 < samples) draw(nu, ni, nj);
-        if (verify &&
-            row_contains(S.indices, S.indptr[user], S.indptr[user + 1], int32_t(j)))
+        if (verify && is_positive(S, user, j))
             j = draw_negative(rng, S, user, true);  // rare: redraw until not a positive
         if (j < 0 || j == i) {
             ++stats.skipped;
@@ -188,12 +201,21 @@ inline void bpr_run(const PositiveSet &S, float *U, float *V, float *bias, int f
 
 TASTEBUD_CLONES
 static void bpr_worker(const PositiveSet &S, float *U, float *V, float *bias, int f, float lr,
-                       float reg, bool verify, int64_t samples, Rng &rng, BprStats &stats) {
+                       float reg, bool verify, int64_t samples, int64_t first, int64_t count,
+                       Rng &rng, BprStats &stats) {
     switch (f) {
-        case 32: bpr_run<32>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
-        case 64: bpr_run<64>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
-        case 128: bpr_run<128>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
-        default: bpr_run<0>(S, U, V, bias, f, lr, reg, verify, samples, rng, stats); break;
+        case 32:
+            bpr_run<32>(S, U, V, bias, f, lr, reg, verify, samples, first, count, rng, stats);
+            break;
+        case 64:
+            bpr_run<64>(S, U, V, bias, f, lr, reg, verify, samples, first, count, rng, stats);
+            break;
+        case 128:
+            bpr_run<128>(S, U, V, bias, f, lr, reg, verify, samples, first, count, rng, stats);
+            break;
+        default:
+            bpr_run<0>(S, U, V, bias, f, lr, reg, verify, samples, first, count, rng, stats);
+            break;
     }
 }
 
@@ -222,17 +244,36 @@ static void bpr_fold_in_row(const PositiveSet &S, int64_t row, float *u, const f
 }  // namespace sgd_detail
 
 // One BPR epoch of `samples` SGD steps split evenly over threads (Hogwild). U (n_rows x f),
-// V (n_items x f) and bias (n_items, or null) are updated in place.
+// V (n_items x f) and bias (n_items, or null) are updated in place. Thread t draws its
+// positives from its own contiguous t-th of the entries (equal entry counts, so the union is
+// still uniform over all entries): user rows are then written by one thread only (except at
+// block edges), which removes most cache-line ping-pong between cores; item rows stay shared.
 inline BprStats bpr_epoch(const PositiveSet &S, float *U, float *V, float *bias, int f, float lr,
                           float reg, bool verify, int64_t samples, uint64_t seed, int64_t epoch,
                           int num_threads) {
     const int threads = static_cast<int>(std::max<int64_t>(
         1, std::min<int64_t>(resolve_threads(num_threads), samples / 1024 + 1)));
     std::vector<BprStats> stats(threads);
+    // Membership bitmap for the negative checks when it fits in 8 MiB (ml-100k: 0.2 MiB).
+    std::vector<uint64_t> bits;
+    PositiveSet P = S;
+    const uint64_t n_bits = static_cast<uint64_t>(S.n_rows) * static_cast<uint64_t>(S.n_items);
+    if (verify && n_bits / 8 <= (uint64_t(8) << 20)) {
+        bits.assign((n_bits + 63) / 64, 0);
+        for (int64_t r = 0; r < S.n_rows; ++r)
+            for (int64_t k = S.indptr[r]; k < S.indptr[r + 1]; ++k) {
+                const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(S.n_items) +
+                                   static_cast<uint64_t>(S.indices[k]);
+                bits[b >> 6] |= uint64_t(1) << (b & 63);
+            }
+        P.bits = bits.data();
+    }
     parallel_for(threads, threads, [&](int64_t t) {
         Rng rng(seed, uint64_t(epoch), uint64_t(t));
         const int64_t mine = samples / threads + (t < samples % threads ? 1 : 0);
-        sgd_detail::bpr_worker(S, U, V, bias, f, lr, reg, verify, mine, rng, stats[t]);
+        const int64_t first = S.nnz * t / threads, last = S.nnz * (t + 1) / threads;
+        sgd_detail::bpr_worker(P, U, V, bias, f, lr, reg, verify, mine, first, last - first, rng,
+                               stats[t]);
     });
     BprStats total;
     for (const auto &s : stats) {
