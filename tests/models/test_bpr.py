@@ -59,9 +59,37 @@ def test_reproducible_with_one_thread():
     assert not np.array_equal(a.item_factors_, c.item_factors_)
 
 
+def test_small_catalogue_runs_one_thread():
+    # 200 items x 16 factors is far below 1 MiB of item factors: Hogwild threads would only
+    # fight over the same cache lines, so the epoch uses one thread and equals the serial fit
+    a = fast(num_threads=2, iterations=40).fit(PTRAIN)
+    b = fast(num_threads=1, iterations=40).fit(PTRAIN)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    assert mean_auc(a, PTRAIN, PTEST) > 0.9
+
+
 def test_multithreaded_hogwild_learns():
-    model = fast(num_threads=2, iterations=40).fit(PTRAIN)
-    assert mean_auc(model, PTRAIN, PTEST) > 0.9
+    # 4,096 items x 64 factors = 1 MiB per thread: two Hogwild threads, each drawing from its
+    # own block of users; planted groups of users who like 64 items of their group's block
+    rng = np.random.default_rng(0)
+    n_users, n_items, groups = 400, 8192, 8
+    rows, cols = [], []
+    for u in range(n_users):
+        g = u % groups
+        items = rng.choice(64, 30, replace=False) + g * (n_items // groups)
+        rows += [u] * 30
+        cols += list(items)
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    inter = Interactions.from_sparse(m)
+    train, test = split.random_holdout(inter, random_state=0)
+    two = BPR(factors=64, iterations=30, learning_rate=0.1, random_state=0, num_threads=2)
+    one = BPR(factors=64, iterations=30, learning_rate=0.1, random_state=0, num_threads=1)
+    two.fit(train)
+    one.fit(train)
+    assert not np.array_equal(two.item_factors_, one.item_factors_)  # the threaded path ran
+    report = evaluate(two, train, test, k=10, metrics=("ndcg",), verbose=False)
+    popular = evaluate(Popularity().fit(train), train, test, k=10, metrics=("ndcg",), verbose=False)
+    assert report.means["ndcg"] > popular.means["ndcg"] + 0.05
 
 
 def test_fold_in_is_deterministic_and_close_to_training():
