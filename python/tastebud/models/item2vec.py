@@ -31,6 +31,13 @@ _UPDATES = ("pair", "window")
 _SCORINGS = ("context", "input")
 
 
+#: multi-threaded fits train on private copies of the vectors (merged ``_ROUNDS`` times per
+#: epoch) when the copies take at most this many bytes, else Hogwild on the shared vectors
+#: (large catalogues, where hot-row cache contention matters less)
+_LOCAL_COPY_BYTES = 256 * 2**20
+_ROUNDS = 4
+
+
 def _check_number(value: Any, name: str, low: float, high: float, *, low_open: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}.")
@@ -389,8 +396,21 @@ class Item2Vec(Recommender):
             return
         previous = numba.get_num_threads()
         numba.set_num_threads(threads)
+        local = 2 * threads * in_vecs.nbytes <= _LOCAL_COPY_BYTES
+        if local:  # private copies merged every round (small catalogues: see the kernel)
+            spans = np.empty((threads, _ROUNDS + 1), dtype=np.int64)
+            for c in range(threads):
+                lo, hi = int(bounds[c]), int(bounds[c + 1])
+                cuts = np.linspace(indptr[lo], indptr[hi], _ROUNDS + 1)
+                spans[c] = np.searchsorted(indptr[lo : hi + 1], cuts, side="left") + lo
+                spans[c, 0], spans[c, -1] = lo, hi
+                spans[c] = np.maximum.accumulate(spans[c])
+            args = (items, indptr, spans, *args[3:])
         try:
-            kernels.sgns_train_parallel(*args)
+            if local:
+                kernels.sgns_train_local(*args)
+            else:
+                kernels.sgns_train_parallel(*args)
         finally:
             numba.set_num_threads(previous)
 
