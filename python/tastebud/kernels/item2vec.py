@@ -34,7 +34,10 @@ Design
   chunks of about equal event counts, one per thread; threads update the shared vectors
   without locks. Each chunk has its own RNG stream and its own linear learning-rate decay
   from ``lr0`` to ``lr_min`` over its ``epochs * events``. With one chunk (the serial
-  kernel) the result is deterministic.
+  kernel) the result is deterministic. :func:`sgns_train_local` runs the same chunks on
+  private copies of the vectors, summing the copies' changes into the shared vectors a few
+  times per epoch: deterministic, and free of the cache-line contention that makes
+  Hogwild slow on small catalogues.
 * ``fastmath`` (the safe flag set: no ``nnan``/``ninf``) only on :func:`sgns_centre` and
   :func:`sgns_pairs`, the arithmetic leaves (small dense products and a sigmoid; no NaN
   checks or ``-inf`` sentinels there); the sampling loops are compiled without it.

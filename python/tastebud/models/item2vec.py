@@ -35,7 +35,7 @@ _SCORINGS = ("context", "input")
 #: epoch) when the copies take at most this many bytes, else Hogwild on the shared vectors
 #: (large catalogues, where hot-row cache contention matters less)
 _LOCAL_COPY_BYTES = 256 * 2**20
-_ROUNDS = 4
+_ROUNDS = 16
 
 
 def _check_number(value: Any, name: str, low: float, high: float, *, low_open: bool) -> float:
@@ -165,8 +165,13 @@ class Item2Vec(Recommender):
         rarely seen items, which lowers their cosine scores: a mild popularity prior that
         measurably changes next-item hit rates, so it is matched to gensim by default.
     num_threads : int
-        Training threads (0 = all cores). With more than one thread training is Hogwild
-        (lock-free, not bit-reproducible); with 1 it is deterministic for a ``random_state``.
+        Training threads (0 = all cores). With 1 training is deterministic for a
+        ``random_state``. With more, each thread trains its share of the sequences on a
+        private copy of the vectors and the copies' changes are summed into the shared
+        vectors 16 times per epoch (deterministic for a ``random_state`` and thread count;
+        no cache-line contention on the popular rows, about 2x faster than Hogwild on
+        MovieLens); when those copies would exceed 256 MiB training is Hogwild instead
+        (lock-free on the shared vectors, not bit-reproducible).
     random_state : int
         Seed of the initial vectors and of the SplitMix64 streams.
 
