@@ -395,10 +395,21 @@ def test_deterministic_and_threads(tmp_path):
     np.testing.assert_array_equal(a.item_vectors_, b.item_vectors_)
     c = fast(num_threads=2).fit(TRAIN)
     assert np.isfinite(c.item_vectors_).all()
+    # private-copy training (the default for small catalogues) is reproducible per thread count
+    np.testing.assert_array_equal(fast(num_threads=2).fit(TRAIN).item_vectors_, c.item_vectors_)
     a.save(tmp_path / "m.tbud")
     loaded = tastebud.load(tmp_path / "m.tbud")
     np.testing.assert_array_equal(loaded.user_sequence_items_, a.user_sequence_items_)
     np.testing.assert_array_equal(loaded.dropped_items_, a.dropped_items_)
+
+
+def test_hogwild_path_for_large_catalogues(monkeypatch):
+    from tastebud.models import item2vec as i2v
+
+    monkeypatch.setattr(i2v, "_LOCAL_COPY_BYTES", 0)
+    model = fast(num_threads=2).fit(TRAIN)
+    assert np.isfinite(model.item_vectors_).all()
+    assert np.abs(model.item_vectors_).max() > 0
 
 
 def test_session_gap_cuts_training_windows():

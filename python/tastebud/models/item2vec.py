@@ -31,6 +31,13 @@ _UPDATES = ("pair", "window")
 _SCORINGS = ("context", "input")
 
 
+#: multi-threaded fits train on private copies of the vectors (merged ``_ROUNDS`` times per
+#: epoch) when the copies take at most this many bytes, else Hogwild on the shared vectors
+#: (large catalogues, where hot-row cache contention matters less)
+_LOCAL_COPY_BYTES = 256 * 2**20
+_ROUNDS = 16
+
+
 def _check_number(value: Any, name: str, low: float, high: float, *, low_open: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}.")
@@ -158,8 +165,13 @@ class Item2Vec(Recommender):
         rarely seen items, which lowers their cosine scores: a mild popularity prior that
         measurably changes next-item hit rates, so it is matched to gensim by default.
     num_threads : int
-        Training threads (0 = all cores). With more than one thread training is Hogwild
-        (lock-free, not bit-reproducible); with 1 it is deterministic for a ``random_state``.
+        Training threads (0 = all cores). With 1 training is deterministic for a
+        ``random_state``. With more, each thread trains its share of the sequences on a
+        private copy of the vectors and the copies' changes are summed into the shared
+        vectors 16 times per epoch (deterministic for a ``random_state`` and thread count;
+        no cache-line contention on the popular rows, about 2x faster than Hogwild on
+        MovieLens); when those copies would exceed 256 MiB training is Hogwild instead
+        (lock-free on the shared vectors, not bit-reproducible).
     random_state : int
         Seed of the initial vectors and of the SplitMix64 streams.
 
@@ -389,8 +401,21 @@ class Item2Vec(Recommender):
             return
         previous = numba.get_num_threads()
         numba.set_num_threads(threads)
+        local = 2 * threads * in_vecs.nbytes <= _LOCAL_COPY_BYTES
+        if local:  # private copies merged every round (small catalogues: see the kernel)
+            spans = np.empty((threads, _ROUNDS + 1), dtype=np.int64)
+            for c in range(threads):
+                lo, hi = int(bounds[c]), int(bounds[c + 1])
+                cuts = np.linspace(indptr[lo], indptr[hi], _ROUNDS + 1)
+                spans[c] = np.searchsorted(indptr[lo : hi + 1], cuts, side="left") + lo
+                spans[c, 0], spans[c, -1] = lo, hi
+                spans[c] = np.maximum.accumulate(spans[c])
+            args = (items, indptr, spans, *args[3:])
         try:
-            kernels.sgns_train_parallel(*args)
+            if local:
+                kernels.sgns_train_local(*args)
+            else:
+                kernels.sgns_train_parallel(*args)
         finally:
             numba.set_num_threads(previous)
 
