@@ -142,16 +142,7 @@ inline bool row_contains(const Csr &m, int64_t row, int32_t col) {
 // of a binary search), or an empty vector when it would take more than max_bytes.
 inline std::vector<uint64_t> membership_bits(const Csr &m, int64_t cols,
                                              int64_t max_bytes = int64_t(8) << 20) {
-    const uint64_t n_bits = static_cast<uint64_t>(m.rows) * static_cast<uint64_t>(cols);
-    if (cols <= 0 || n_bits / 8 > static_cast<uint64_t>(max_bytes)) return {};
-    std::vector<uint64_t> bits((n_bits + 63) / 64, 0);
-    for (int64_t r = 0; r < m.rows; ++r)
-        for (int64_t j = m.indptr[r]; j < m.indptr[r + 1]; ++j) {
-            const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) +
-                               static_cast<uint64_t>(m.indices[j]);
-            bits[b >> 6] |= uint64_t(1) << (b & 63);
-        }
-    return bits;
+    return membership_bitmap(m.indptr, m.indices, m.rows, cols, max_bytes);
 }
 
 // WARP's rank estimate after `trials` draws found the first violator, and its loss weight.

@@ -263,17 +263,8 @@ inline BprStats bpr_epoch(const PositiveSet &S, float *U, float *V, float *bias,
     // Membership bitmap for the negative checks when it fits in 8 MiB (ml-100k: 0.2 MiB).
     std::vector<uint64_t> bits;
     PositiveSet P = S;
-    const uint64_t n_bits = static_cast<uint64_t>(S.n_rows) * static_cast<uint64_t>(S.n_items);
-    if (verify && n_bits / 8 <= (uint64_t(8) << 20)) {
-        bits.assign((n_bits + 63) / 64, 0);
-        for (int64_t r = 0; r < S.n_rows; ++r)
-            for (int64_t k = S.indptr[r]; k < S.indptr[r + 1]; ++k) {
-                const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(S.n_items) +
-                                   static_cast<uint64_t>(S.indices[k]);
-                bits[b >> 6] |= uint64_t(1) << (b & 63);
-            }
-        P.bits = bits.data();
-    }
+    if (verify) bits = membership_bitmap(S.indptr, S.indices, S.n_rows, S.n_items);
+    if (!bits.empty()) P.bits = bits.data();
     parallel_for(threads, threads, [&](int64_t t) {
         Rng rng(seed, uint64_t(epoch), uint64_t(t));
         const int64_t mine = samples / threads + (t < samples % threads ? 1 : 0);

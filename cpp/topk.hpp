@@ -62,6 +62,24 @@ void parallel_for(int64_t n, int num_threads, Body body) {
     if (error) std::rethrow_exception(error);
 }
 
+// The entries of a CSR (rows x cols, indices < cols) as a dense row-major bitmap, so a
+// membership test is one load instead of a binary search; empty when it would take more than
+// max_bytes. Shared by the samplers that reject seen items (BPR, the hybrid model).
+inline std::vector<uint64_t> membership_bitmap(const int64_t *indptr, const int32_t *indices,
+                                               int64_t rows, int64_t cols,
+                                               int64_t max_bytes = int64_t(8) << 20) {
+    const uint64_t n_bits = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+    if (cols <= 0 || n_bits / 8 > static_cast<uint64_t>(max_bytes)) return {};
+    std::vector<uint64_t> bits((n_bits + 63) / 64, 0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = indptr[r]; j < indptr[r + 1]; ++j) {
+            const uint64_t b = static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) +
+                               static_cast<uint64_t>(indices[j]);
+            bits[b >> 6] |= uint64_t(1) << (b & 63);
+        }
+    return bits;
+}
+
 // A bounded heap holding the k best (score, index) pairs seen so far. The root is the worst
 // kept pair: lowest score, and among equal scores the highest index. Because candidates are
 // offered in increasing index order, a candidate equal to the root's score is never better,
