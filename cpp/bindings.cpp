@@ -170,39 +170,60 @@ CsrF check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
     return CsrF{p, idx, data.data()};
 }
 
+// The checked inputs of the sparse kNN bindings: query rows, target columns (T^T), the squared
+// norms the global kinds need (kept alive by q_keep / t_keep), and the options.
+struct SparseKnnInputs {
+    CsrF q, tt;
+    const double *q_sq = nullptr, *t_sq = nullptr;
+    py::object q_keep, t_keep;
+    SparseKnnOptions opt;
+};
+
+SparseKnnInputs sparse_knn_inputs(const carray<int64_t> &q_indptr,
+                                  const carray<int32_t> &q_indices, const carray<float> &q_data,
+                                  int64_t nq,
+                                  const carray<int64_t> &t_indptr,
+                                  const carray<int32_t> &t_indices, const carray<float> &t_data,
+                                  int64_t nt, int64_t d, const py::object &q_sq_obj,
+                                  const py::object &t_sq_obj, int kind, double alpha,
+                                  double shrink, int min_support, int k, bool positive_only) {
+    require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
+    require(k >= 1, "k must be >= 1");
+    require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
+    SparseKnnInputs in;
+    in.q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
+    in.tt = check_csr(t_indptr, t_indices, t_data, d, nt, "target^T", false);
+    if (kind == sim_cosine || kind == sim_asymmetric || kind == sim_jaccard) {
+        auto qs = q_sq_obj.cast<carray<double>>();
+        auto ts = t_sq_obj.cast<carray<double>>();
+        require(qs.ndim() == 1 && qs.shape(0) == nq, "q_sq must have one entry per query");
+        require(ts.ndim() == 1 && ts.shape(0) == nt, "t_sq must have one entry per target");
+        in.q_keep = qs;
+        in.t_keep = ts;
+        in.q_sq = qs.data();
+        in.t_sq = ts.data();
+    }
+    in.opt.kind = kind;
+    in.opt.alpha = alpha;
+    in.opt.shrink = shrink;
+    in.opt.min_support = min_support;
+    in.opt.k = k;
+    in.opt.positive_only = positive_only;
+    return in;
+}
+
 py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, carray<float> q_data,
                         int64_t nq, carray<int64_t> t_indptr, carray<int32_t> t_indices,
                         carray<float> t_data, int64_t nt, int64_t d, py::object q_sq_obj,
                         py::object t_sq_obj, int kind, double alpha, double shrink,
                         int min_support, int64_t self_offset, int k, bool sort_by_index,
                         int num_threads, bool positive_only) {
-    require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
-    require(k >= 1, "k must be >= 1");
-    require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
-    CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
-    CsrF tt = check_csr(t_indptr, t_indices, t_data, d, nt, "target^T", false);
-    const bool global = kind == sim_cosine || kind == sim_asymmetric || kind == sim_jaccard;
-    py::object q_keep = q_sq_obj, t_keep = t_sq_obj;
-    const double *q_sq = nullptr, *t_sq = nullptr;
-    if (global) {
-        auto qs = q_sq_obj.cast<carray<double>>();
-        auto ts = t_sq_obj.cast<carray<double>>();
-        require(qs.ndim() == 1 && qs.shape(0) == nq, "q_sq must have one entry per query");
-        require(ts.ndim() == 1 && ts.shape(0) == nt, "t_sq must have one entry per target");
-        q_keep = qs;
-        t_keep = ts;
-        q_sq = qs.data();
-        t_sq = ts.data();
-    }
-    SparseKnnOptions opt;
-    opt.kind = kind;
-    opt.alpha = alpha;
-    opt.shrink = shrink;
-    opt.min_support = min_support;
+    SparseKnnInputs in = sparse_knn_inputs(q_indptr, q_indices, q_data, nq, t_indptr, t_indices,
+                                           t_data, nt, d, q_sq_obj, t_sq_obj, kind, alpha, shrink,
+                                           min_support, k, positive_only);
+    SparseKnnOptions opt = in.opt;
     opt.self_offset = self_offset;
-    opt.k = k;
     opt.sort_by_index = sort_by_index;
-    opt.positive_only = positive_only;
     carray<int32_t> out_index({nq, static_cast<int64_t>(k)});
     carray<float> out_score({nq, static_cast<int64_t>(k)});
     carray<int32_t> out_count(nq);
@@ -211,7 +232,7 @@ py::tuple sparse_knn_py(carray<int64_t> q_indptr, carray<int32_t> q_indices, car
     int32_t *oc = out_count.mutable_data();
     {
         py::gil_scoped_release nogil;
-        sparse_knn(q, nq, tt, nt, q_sq, t_sq, opt, oi, os, oc, num_threads);
+        sparse_knn(in.q, nq, in.tt, nt, in.q_sq, in.t_sq, opt, oi, os, oc, num_threads);
     }
     return py::make_tuple(out_index, out_score, out_count);
 }
@@ -224,32 +245,12 @@ py::tuple sparse_knn_csr_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
                             int64_t d, py::object q_sq_obj, py::object t_sq_obj, int kind,
                             double alpha, double shrink, int min_support, int64_t self_offset,
                             int k, int num_threads, bool positive_only) {
-    require(kind >= sim_dot && kind <= sim_msd, "unknown similarity kind");
-    require(k >= 1, "k must be >= 1");
-    require(nt < (int64_t(1) << 31), "too many targets for int32 indices");
-    CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
-    CsrF tt = check_csr(t_indptr, t_indices, t_data, d, nt, "target^T", false);
-    const bool global = kind == sim_cosine || kind == sim_asymmetric || kind == sim_jaccard;
-    py::object q_keep = q_sq_obj, t_keep = t_sq_obj;
-    const double *q_sq = nullptr, *t_sq = nullptr;
-    if (global) {
-        auto qs = q_sq_obj.cast<carray<double>>();
-        auto ts = t_sq_obj.cast<carray<double>>();
-        require(qs.ndim() == 1 && qs.shape(0) == nq, "q_sq must have one entry per query");
-        require(ts.ndim() == 1 && ts.shape(0) == nt, "t_sq must have one entry per target");
-        q_keep = qs;
-        t_keep = ts;
-        q_sq = qs.data();
-        t_sq = ts.data();
-    }
-    SparseKnnOptions opt;
-    opt.kind = kind;
-    opt.alpha = alpha;
-    opt.shrink = shrink;
-    opt.min_support = min_support;
-    opt.k = k;
+    SparseKnnInputs in = sparse_knn_inputs(q_indptr, q_indices, q_data, nq, t_indptr, t_indices,
+                                           t_data, nt, d, q_sq_obj, t_sq_obj, kind, alpha, shrink,
+                                           min_support, k, positive_only);
+    const CsrF &q = in.q;
+    SparseKnnOptions opt = in.opt;
     opt.sort_by_index = true;
-    opt.positive_only = positive_only;
     std::vector<int64_t> indptr(nq + 1, 0);
     std::vector<int32_t> indices;
     std::vector<float> data;
@@ -269,8 +270,8 @@ py::tuple sparse_knn_csr_py(carray<int64_t> q_indptr, carray<int32_t> q_indices,
             const CsrF qb{ip.data(), q.indices + q.indptr[start], q.data + q.indptr[start]};
             SparseKnnOptions o = opt;
             o.self_offset = self_offset >= 0 ? self_offset + start : -1;
-            sparse_knn(qb, rows, tt, nt, q_sq ? q_sq + start : nullptr, t_sq, o, bi.data(),
-                       bs.data(), bc.data(), num_threads);
+            sparse_knn(qb, rows, in.tt, nt, in.q_sq ? in.q_sq + start : nullptr, in.t_sq, o,
+                       bi.data(), bs.data(), bc.data(), num_threads);
             int64_t total = 0;
             for (int64_t r = 0; r < rows; ++r) total += bc[r];
             const int64_t base = static_cast<int64_t>(indices.size());
