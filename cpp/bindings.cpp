@@ -345,10 +345,8 @@ py::tuple sparse_score_topk_py(carray<int64_t> q_indptr, carray<int32_t> q_indic
     require(k >= 1, "k must be >= 1");
     CsrF q = check_csr(q_indptr, q_indices, q_data, nq, d, "query", false);
     CsrF mat = check_csr(m_indptr, m_indices, m_data, d, m, "matrix", false);
-    py::object ip = excl_indptr.is_none() ? excl_indptr : py::object(excl_indptr.cast<carray<int64_t>>());
-    py::object ix = excl_indices.is_none() ? excl_indices : py::object(excl_indices.cast<carray<int32_t>>());
-    py::object al = allowed.is_none() ? allowed : py::object(allowed.cast<carray<uint8_t>>());
-    Exclusions ex = make_exclusions(ip, ix, al, nq, m);
+    py::list keep;
+    Exclusions ex = exclusions_from(excl_indptr, excl_indices, allowed, nq, m, keep);
     carray<int64_t> out_index({nq, static_cast<int64_t>(k)});
     carray<float> out_score({nq, static_cast<int64_t>(k)});
     int64_t *oi = out_index.mutable_data();
@@ -864,9 +862,18 @@ void check_triples(const carray<int32_t> &users, const carray<int32_t> &items,
     require(ok, "user or item index out of range of the factor arrays");
 }
 
-double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> ratings,
-                    carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
-                    carray<float> hp, py::object shuffle_state, int num_threads) {
+// The checked shapes, rates and optional shuffle state shared by the SVD bindings.
+struct SvdArgs {
+    int64_t f;
+    SvdRates rates;
+    uint64_t *state = nullptr;  // null: no shuffle
+    py::object keep;            // holds the shuffle-state array alive
+};
+
+SvdArgs svd_args(const carray<int32_t> &users, const carray<int32_t> &items,
+                 const carray<float> &ratings, const carray<float> &bu, const carray<float> &bi,
+                 const carray<float> &P, const carray<float> &Q, const carray<float> &hp,
+                 const py::object &shuffle_state) {
     require(P.ndim() == 2 && Q.ndim() == 2 && P.shape(1) == Q.shape(1),
             "P and Q must be 2-D with the same number of columns");
     const int64_t n_users = P.shape(0), n_items = Q.shape(0), f = P.shape(1);
@@ -874,21 +881,30 @@ double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> 
     require(bu.ndim() == 1 && bu.shape(0) == n_users, "bu must have one entry per row of P");
     require(bi.ndim() == 1 && bi.shape(0) == n_items, "bi must have one entry per row of Q");
     require(hp.ndim() == 1 && hp.shape(0) == 9, "hp must hold 9 values");
-    require(users.writeable() && items.writeable() && ratings.writeable() && bu.writeable() &&
-                bi.writeable() && P.writeable() && Q.writeable(),
-            "arrays must be writeable");
+    require(bu.writeable() && bi.writeable() && P.writeable() && Q.writeable(),
+            "bu, bi, P and Q must be writeable");
     check_triples(users, items, ratings, n_users, n_items);
-    uint64_t *state = nullptr;
-    py::object keep = py::none();
+    const float *h = hp.data();
+    SvdArgs out{f, SvdRates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]}};
     if (!shuffle_state.is_none()) {
         auto st = shuffle_state.cast<carray<uint64_t>>();
         require(st.ndim() == 1 && st.shape(0) == 1 && st.writeable(),
                 "shuffle_state must be a writeable uint64 array of length 1");
-        keep = st;
-        state = st.mutable_data();
+        out.keep = st;
+        out.state = st.mutable_data();
     }
-    const float *h = hp.data();
-    const SvdRates rates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]};
+    return out;
+}
+
+double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> ratings,
+                    carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
+                    carray<float> hp, py::object shuffle_state, int num_threads) {
+    SvdArgs a = svd_args(users, items, ratings, bu, bi, P, Q, hp, shuffle_state);
+    require(users.writeable() && items.writeable() && ratings.writeable(),
+            "arrays must be writeable");
+    const int64_t f = a.f;
+    const SvdRates &rates = a.rates;
+    uint64_t *state = a.state;
     int32_t *u = users.mutable_data(), *i = items.mutable_data();
     float *r = ratings.mutable_data();
     float *pbu = bu.mutable_data(), *pbi = bi.mutable_data();
@@ -909,29 +925,12 @@ carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<f
                           carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
                           carray<float> hp, int epochs, py::object shuffle_state,
                           int num_threads) {
-    require(P.ndim() == 2 && Q.ndim() == 2 && P.shape(1) == Q.shape(1),
-            "P and Q must be 2-D with the same number of columns");
-    const int64_t n_users = P.shape(0), n_items = Q.shape(0), f = P.shape(1);
-    require(f < (int64_t(1) << 20), "too many factors");
+    SvdArgs a = svd_args(users, items, ratings, bu, bi, P, Q, hp, shuffle_state);
     require(epochs >= 0, "epochs must be >= 0");
-    require(bu.ndim() == 1 && bu.shape(0) == n_users, "bu must have one entry per row of P");
-    require(bi.ndim() == 1 && bi.shape(0) == n_items, "bi must have one entry per row of Q");
-    require(hp.ndim() == 1 && hp.shape(0) == 9, "hp must hold 9 values");
-    require(bu.writeable() && bi.writeable() && P.writeable() && Q.writeable(),
-            "bu, bi, P and Q must be writeable");
     require(users.shape(0) < (int64_t(1) << 40), "too many ratings");
-    check_triples(users, items, ratings, n_users, n_items);
-    uint64_t *state = nullptr;
-    py::object keep = py::none();
-    if (!shuffle_state.is_none()) {
-        auto st = shuffle_state.cast<carray<uint64_t>>();
-        require(st.ndim() == 1 && st.shape(0) == 1 && st.writeable(),
-                "shuffle_state must be a writeable uint64 array of length 1");
-        keep = st;
-        state = st.mutable_data();
-    }
-    const float *h = hp.data();
-    const SvdRates rates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]};
+    const int64_t f = a.f;
+    const SvdRates &rates = a.rates;
+    uint64_t *state = a.state;
     carray<double> sse(static_cast<py::ssize_t>(epochs));
     const int32_t *u = users.data(), *i = items.data();
     const float *r = ratings.data();
@@ -941,8 +940,8 @@ carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<f
     const int64_t n = users.shape(0);
     {
         py::gil_scoped_release nogil;
-        svd_fit(u, i, r, n, pbu, pbi, p, q, n_users, n_items, static_cast<int>(f), rates, epochs,
-                state, num_threads, out);
+        svd_fit(u, i, r, n, pbu, pbi, p, q, P.shape(0), Q.shape(0), static_cast<int>(f), rates,
+                epochs, state, num_threads, out);
     }
     return sse;
 }
