@@ -175,21 +175,13 @@ inline float sigmoid(float x) {
 // are lowered to SSE registers, in the x86-64-v3 clone to AVX2 pairs, in the x86-64-v4 clone
 // to one zmm register. The loops over a compile-time factor count F (a multiple of 16) are
 // fully unrolled and register resident.
-typedef float hyb_v16 __attribute__((vector_size(64), aligned(4), may_alias));
-typedef float hyb_v8 __attribute__((vector_size(32)));
-typedef float hyb_v4 __attribute__((vector_size(16)));
+typedef vec::f16 hyb_v16;
 
 // Unaligned 16-float load (a macro: a function returning a vector would change the ABI
 // between the clones).
 #define TASTEBUD_HYB_LOAD16(p) (*reinterpret_cast<const hyb_v16 *>(p))
 
-inline float hsum16(hyb_v16 a) {
-    const hyb_v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-                     __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    const hyb_v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) +
-                     __builtin_shufflevector(b, b, 4, 5, 6, 7);
-    return (c[0] + c[2]) + (c[1] + c[3]);
-}
+using vec::hsum16;
 
 template <int F>
 constexpr bool vectorised = F > 0 && F % 16 == 0;

@@ -321,17 +321,8 @@ namespace sgd_detail {
 
 // GCC vector extensions: 16 floats, any alignment. In the default clone they are lowered
 // to SSE registers, in the x86-64-v4 clone each is one zmm register.
-typedef float svd_v16 __attribute__((vector_size(64), aligned(4), may_alias));
-typedef float svd_v8 __attribute__((vector_size(32)));
-typedef float svd_v4 __attribute__((vector_size(16)));
-
-inline float hsum16(svd_v16 a) {
-    const svd_v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-                     __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    const svd_v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) +
-                     __builtin_shufflevector(b, b, 4, 5, 6, 7);
-    return (c[0] + c[2]) + (c[1] + c[3]);
-}
+typedef vec::f16 svd_v16;
+using vec::hsum16;
 
 // p . q over f floats: two 16-lane accumulators (halving the FMA dependency chain), a
 // vector tree for the horizontal sum, and a scalar tail.

@@ -80,6 +80,23 @@ inline std::vector<uint64_t> membership_bitmap(const int64_t *indptr, const int3
     return bits;
 }
 
+namespace vec {
+// GCC vector extension: 16 floats at any alignment (may alias float arrays). In the default
+// clone it is lowered to SSE registers, in x86-64-v3 to AVX2 pairs, in x86-64-v4 to one zmm.
+typedef float f16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+// Horizontal sum of a 16-float vector as a shuffle tree (16 -> 8 -> 4 -> scalar).
+inline float hsum16(f16 a) {
+    typedef float f8 __attribute__((vector_size(32)));
+    typedef float f4 __attribute__((vector_size(16)));
+    const f8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    const f4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) +
+                 __builtin_shufflevector(b, b, 4, 5, 6, 7);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+}  // namespace vec
+
 // A bounded heap holding the k best (score, index) pairs seen so far. The root is the worst
 // kept pair: lowest score, and among equal scores the highest index. Because candidates are
 // offered in increasing index order, a candidate equal to the root's score is never better,
