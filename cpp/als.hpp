@@ -423,33 +423,39 @@ inline void assemble_row(const AlsProblemT<T> &P, int64_t u, double *A, double *
     }
 }
 
-// In-place Cholesky A = L L^T (lower triangle, double); a non-positive pivot (only possible
-// with regularization 0 and a rank-deficient system) is clamped so the solve stays finite.
-inline void cholesky(double *A, int f) {
-    for (int j = 0; j < f; ++j) {
-        double d = A[int64_t(j) * f + j];
-        for (int k = 0; k < j; ++k) d -= A[int64_t(j) * f + k] * A[int64_t(j) * f + k];
-        d = d > 1e-30 ? std::sqrt(d) : 1e-15;
-        A[int64_t(j) * f + j] = d;
-        for (int i = j + 1; i < f; ++i) {
-            double s = A[int64_t(i) * f + j];
-            for (int k = 0; k < j; ++k) s -= A[int64_t(i) * f + k] * A[int64_t(j) * f + k];
-            A[int64_t(i) * f + j] = s / d;
+// In-place Cholesky A = U^T U of a w x w row-major matrix, upper triangle used (right-
+// looking: every inner loop is a contiguous axpy, which GCC vectorises without -ffast-math,
+// where the textbook inner products would be scalar reduction chains). A non-positive pivot
+// (only possible with regularization 0 and a rank-deficient system) is clamped so the solve
+// stays finite. Used by the implicit-ALS exact solve and by ALS-WR.
+inline void cholesky_upper(double *__restrict A, int w) {
+    for (int j = 0; j < w; ++j) {
+        double *__restrict Aj = A + int64_t(j) * w;
+        const double d = Aj[j] > 1e-30 ? std::sqrt(Aj[j]) : 1e-15;
+        const double inv = 1.0 / d;
+        Aj[j] = d;
+        for (int k = j + 1; k < w; ++k) Aj[k] *= inv;
+        for (int i = j + 1; i < w; ++i) {
+            double *__restrict Ai = A + int64_t(i) * w;
+            const double c = Aj[i];
+            for (int k = i; k < w; ++k) Ai[k] -= c * Aj[k];
         }
     }
 }
 
-// Solves L L^T z = rhs in place.
-inline void cholesky_solve(const double *L, double *z, int f) {
-    for (int i = 0; i < f; ++i) {
-        double s = z[i];
-        for (int k = 0; k < i; ++k) s -= L[int64_t(i) * f + k] * z[k];
-        z[i] = s / L[int64_t(i) * f + i];
+// Solves U^T U z = b in place (U from cholesky_upper).
+inline void cholesky_upper_solve(const double *__restrict U, double *__restrict z, int w) {
+    for (int i = 0; i < w; ++i) {  // U^T y = b, column-oriented: row i of U is contiguous
+        const double *__restrict Ui = U + int64_t(i) * w;
+        z[i] /= Ui[i];
+        const double zi = z[i];
+        for (int k = i + 1; k < w; ++k) z[k] -= Ui[k] * zi;
     }
-    for (int i = f - 1; i >= 0; --i) {
+    for (int i = w - 1; i >= 0; --i) {  // U x = y
+        const double *__restrict Ui = U + int64_t(i) * w;
         double s = z[i];
-        for (int k = i + 1; k < f; ++k) s -= L[int64_t(k) * f + i] * z[k];
-        z[i] = s / L[int64_t(i) * f + i];
+        for (int k = i + 1; k < w; ++k) s -= Ui[k] * z[k];
+        z[i] = s / Ui[i];
     }
 }
 
@@ -463,8 +469,8 @@ inline void cholesky_row(const AlsProblemT<T> &P, int64_t u, T *x, double *ds) {
     }
     double *A = ds, *z = ds + int64_t(f) * f, *yd = z + f;
     assemble_row(P, u, A, z, yd);
-    cholesky(A, f);
-    cholesky_solve(A, z, f);
+    cholesky_upper(A, f);
+    cholesky_upper_solve(A, z, f);
     for (int j = 0; j < f; ++j) x[j] = static_cast<T>(z[j]);
 }
 
@@ -614,6 +620,9 @@ inline void als_loss(const AlsProblemT<T> &P, const T *X, double *out, int num_t
 namespace tastebud {
 namespace alswr {
 
+using als_detail::cholesky_upper;
+using als_detail::cholesky_upper_solve;
+
 struct Problem {
     const int64_t *indptr;   // n_rows + 1
     const int32_t *indices;  // column (fixed-side row) of each rating
@@ -626,41 +635,6 @@ struct Problem {
     float reg;
     bool biased;
 };
-
-// In-place Cholesky A = U^T U of a w x w row-major matrix, upper triangle used (right-
-// looking: every inner loop is a contiguous axpy, which GCC vectorises without -ffast-math,
-// where the textbook inner products would be scalar reduction chains). A non-positive pivot
-// (impossible for reg > 0) is clamped so the solve stays finite.
-inline void cholesky_upper(double *__restrict A, int w) {
-    for (int j = 0; j < w; ++j) {
-        double *__restrict Aj = A + int64_t(j) * w;
-        const double d = Aj[j] > 1e-300 ? std::sqrt(Aj[j]) : 1e-150;
-        const double inv = 1.0 / d;
-        Aj[j] = d;
-        for (int k = j + 1; k < w; ++k) Aj[k] *= inv;
-        for (int i = j + 1; i < w; ++i) {
-            double *__restrict Ai = A + int64_t(i) * w;
-            const double c = Aj[i];
-            for (int k = i; k < w; ++k) Ai[k] -= c * Aj[k];
-        }
-    }
-}
-
-// Solves U^T U z = b in place (U from cholesky_upper).
-inline void cholesky_upper_solve(const double *__restrict U, double *__restrict z, int w) {
-    for (int i = 0; i < w; ++i) {  // U^T y = b, column-oriented: row i of U is contiguous
-        const double *__restrict Ui = U + int64_t(i) * w;
-        z[i] /= Ui[i];
-        const double zi = z[i];
-        for (int k = i + 1; k < w; ++k) z[k] -= Ui[k] * zi;
-    }
-    for (int i = w - 1; i >= 0; --i) {  // U x = y
-        const double *__restrict Ui = U + int64_t(i) * w;
-        double s = z[i];
-        for (int k = i + 1; k < w; ++k) s -= Ui[k] * z[k];
-        z[i] = s / Ui[i];
-    }
-}
 
 // Scratch of one thread (double): A (w x w), b (w), four feature rows (4 x w) and, for the
 // dual solve, the transposed feature block (w x w) and the targets (w).
