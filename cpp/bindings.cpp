@@ -946,6 +946,18 @@ carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<f
     return sse;
 }
 
+// Fills `out` (any shape, C order) with mean + std * N(0, 1) draws (cpp/sgd.hpp normal_fill).
+void normal_fill_py(carray<float> out, double mean, double std_dev, uint64_t seed,
+                    int num_threads) {
+    require(out.writeable(), "out must be writeable");
+    require(std::isfinite(mean) && std::isfinite(std_dev) && std_dev >= 0.0,
+            "mean must be finite and std a finite number >= 0");
+    float *o = out.mutable_data();
+    const int64_t n = out.size();
+    py::gil_scoped_release nogil;
+    normal_fill(o, n, mean, std_dev, seed, num_threads);
+}
+
 // A CSR with `rows` rows and `cols` columns, indices unsorted allowed (see the kNN check_csr).
 void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
                const carray<float> &data, int64_t rows, int64_t cols, const char *name) {
@@ -1107,6 +1119,10 @@ PYBIND11_MODULE(_core, m) {
           "All SGD epochs of biased MF (shuffling a private packed copy of the triples before "
           "each epoch when shuffle_state is given); returns the per-epoch sums of squared "
           "errors.");
+    m.def("normal_fill", &normal_fill_py, py::arg("out").noconvert(), py::arg("mean"),
+          py::arg("std"), py::arg("seed"), py::arg("num_threads"),
+          "Fill a float32 array with mean + std * standard normal draws (ziggurat; the "
+          "values depend on the seed only, not on num_threads).");
     m.def("explicit_als_solve", &explicit_als_solve_py, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("ratings").noconvert(),
           py::arg("Y").noconvert(), py::arg("other_bias"), py::arg("mu"), py::arg("reg"),

@@ -54,6 +54,9 @@ def hybrid_warp_rank(n_items: typing.SupportsInt | typing.SupportsIndex, trials:
 def knn_predict(x: numpy.typing.NDArray[numpy.int64], y: numpy.typing.NDArray[numpy.int64], s_indptr: numpy.typing.NDArray[numpy.int64], s_indices: numpy.typing.NDArray[numpy.int32], s_data: numpy.typing.NDArray[numpy.float32], n_q: typing.SupportsInt | typing.SupportsIndex, n_x: typing.SupportsInt | typing.SupportsIndex, c_indptr: numpy.typing.NDArray[numpy.int64], c_indices: numpy.typing.NDArray[numpy.int32], c_data: numpy.typing.NDArray[numpy.float32], n_y: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
     """Neighbourhood rating estimates of pairs."""
 
+def normal_fill(out: numpy.typing.NDArray[numpy.float32], mean: typing.SupportsFloat | typing.SupportsIndex, std: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """Fill a float32 array with mean + std * standard normal draws (ziggurat; the values depend on the seed only, not on num_threads)."""
+
 openmp: bool
 
 def set_blas(sgemm_capsule: typing.Any) -> None:

@@ -14,7 +14,7 @@ import tastebud
 from tastebud import SVD, Baseline, ExplicitALS, SVDpp
 from tastebud.data import Interactions, datasets, split
 from tastebud.kernels import sgd
-from tastebud.models.mf import _Ratings
+from tastebud.models.mf import _normal_init, _Ratings
 from tests.models.contract import CONTRACT_CHECKS, run_check
 from tests.reference import mf_reference as ref
 
@@ -520,14 +520,73 @@ def test_cpp_explicit_als_solve_rejects_bad_input():
                                 X, None, 1)  # fmt: skip
 
 
+# --------------------------------------------------------------------------- normal_fill
+@pytest.mark.parametrize("seed", [0, 7, 2**63 - 1])
+def test_normal_fill_is_standard_normal(seed):
+    """The ziggurat draws against scipy's normal law: KS, moments and both tails."""
+    from scipy import stats
+
+    core = tastebud.search._core()
+    x = np.empty(1_000_000, np.float32)
+    core.normal_fill(x, 0.0, 1.0, seed, 2)
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    assert abs(x.mean()) < 5e-3
+    assert abs(x.std() - 1) < 5e-3
+    assert abs(stats.skew(x)) < 0.02
+    assert abs(stats.kurtosis(x)) < 0.05
+    # The tail beyond r = 3.4426 comes from the exact tail sampler, the wedges from their test:
+    # their frequencies must match the law's (binomial 5-sigma bands).
+    for edge in (1.0, 2.5, 3.442619855899, 4.0):
+        p = 2 * stats.norm.sf(edge)
+        seen = np.mean(np.abs(x) > edge)
+        assert abs(seen - p) < 5 * np.sqrt(p * (1 - p) / x.size) + 1e-7, edge
+    assert np.mean(x > 0) == pytest.approx(0.5, abs=5 * 0.5 / np.sqrt(x.size))
+    # Neighbouring draws are uncorrelated (the layer index and value use different bits).
+    assert abs(np.corrcoef(x[:-1], x[1:])[0, 1]) < 5 / np.sqrt(x.size)
+
+
+def test_normal_fill_depends_on_seed_only():
+    core = tastebud.search._core()
+    a, b, c = (np.empty((300, 70), np.float32) for _ in range(3))
+    core.normal_fill(a, 1.5, 0.25, 11, 1)
+    core.normal_fill(b, 1.5, 0.25, 11, 2)
+    core.normal_fill(c, 1.5, 0.25, 12, 2)
+    np.testing.assert_array_equal(a, b)  # same values for any thread count
+    assert not np.array_equal(a, c)
+    assert abs(a.mean() - 1.5) < 0.01
+    assert abs(a.std() - 0.25) < 0.01
+    # A prefix of a longer fill is the shorter fill (chunks are drawn per position).
+    d = np.empty(100, np.float32)
+    core.normal_fill(d, 1.5, 0.25, 11, 1)
+    np.testing.assert_array_equal(d, a.ravel()[:100])
+    z = np.empty(5, np.float32)
+    core.normal_fill(z, 2.0, 0.0, 3, 1)
+    np.testing.assert_array_equal(z, 2.0)
+    core.normal_fill(np.empty(0, np.float32), 0.0, 1.0, 3, 1)  # empty is fine
+
+
+def test_normal_fill_rejects_bad_input():
+    core = tastebud.search._core()
+    with pytest.raises(TypeError):
+        core.normal_fill(np.empty(4, np.float64), 0.0, 1.0, 1, 1)
+    with pytest.raises(ValueError, match="std"):
+        core.normal_fill(np.empty(4, np.float32), 0.0, -1.0, 1, 1)
+    with pytest.raises(ValueError, match="finite"):
+        core.normal_fill(np.empty(4, np.float32), np.nan, 1.0, 1, 1)
+    frozen = np.empty(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        core.normal_fill(frozen, 0.0, 1.0, 1, 1)
+
+
 # --------------------------------------------------------------------------- models vs refs
 def test_svd_model_matches_reference_unshuffled():
     """SVD(shuffle=False) = Surprise's loop: same init draws, user-major order, float32."""
     model = SVD(factors=5, epochs=3, shuffle=False, random_state=3).fit(TRAIN)
     d = _Ratings(TRAIN, None)
     rng = np.random.default_rng(3)
-    P = rng.normal(0, 0.1, (d.n_users, 5)).astype(np.float32)
-    Q = rng.normal(0, 0.1, (d.n_items, 5)).astype(np.float32)
+    P = _normal_init(rng, (d.n_users, 5), 0.0, 0.1, 1)
+    Q = _normal_init(rng, (d.n_items, 5), 0.0, 0.1, 1)
     bu, bi = np.zeros(d.n_users, np.float32), np.zeros(d.n_items, np.float32)
     hp = np.array([d.mean, 0.005, 0.005, 0.005, 0.005, 0.02, 0.02, 0.02, 0.02], np.float32)
     for _ in range(3):

@@ -378,6 +378,21 @@ def _state(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 2**63 - 1, size=1, dtype=np.int64).view(np.uint64).copy()
 
 
+def _normal_init(
+    rng: np.random.Generator, shape: tuple[int, int], mean: float, std: float, threads: int
+) -> np.ndarray:
+    """A float32 array of ``N(mean, std^2)`` draws, seeded from ``rng`` (one draw of it).
+
+    Drawn in C++ (``_core.normal_fill``: ziggurat, parallel, the values depend on the seed
+    only), ~10x faster than ``rng.normal`` here: at Surprise's SVD defaults on ml-100k
+    numpy's draws alone took 2.8 ms of a 17 ms fit.
+    """
+    out = np.empty(shape, np.float32)
+    seed = int(rng.integers(0, 2**63 - 1))
+    search._core().normal_fill(out, float(mean), float(std), seed, threads)
+    return out
+
+
 def _sgd_threads(num_threads: Any) -> int:
     return search.resolve_threads(num_threads)
 
@@ -631,8 +646,8 @@ class SVD(_RatingModel):
         rates = self._rates()
         rng = _rng(self.random_state)
         data = self._start(interactions)
-        P = rng.normal(init_mean, init_std, (data.n_users, factors)).astype(np.float32)
-        Q = rng.normal(init_mean, init_std, (data.n_items, factors)).astype(np.float32)
+        P = _normal_init(rng, (data.n_users, factors), init_mean, init_std, threads)
+        Q = _normal_init(rng, (data.n_items, factors), init_mean, init_std, threads)
         bu = np.zeros(data.n_users, np.float32)
         bi = np.zeros(data.n_items, np.float32)
         if self.biased:
