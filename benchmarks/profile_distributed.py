@@ -75,6 +75,14 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=8)
     p.add_argument("--generator", choices=("fast", "synthetic"), default="fast")
     p.add_argument("--checkpoint-every", type=int, default=1)
+    p.add_argument(
+        "--blocks", type=int, default=None, help="blocks per side (default: 1 per worker)"
+    )
+    p.add_argument(
+        "--single-one-thread",
+        action="store_true",
+        help="also time a one-thread single-process fit (CPU per iteration of the same work)",
+    )
     args = p.parse_args()
 
     from distributed import Client
@@ -94,6 +102,13 @@ def main() -> None:
     c0 = time.process_time()
     ref = ALS(**als_params(args), num_threads=2).fit(train, callback=single_callback)
     single_cpu = time.process_time() - c0
+    one_thread_cpu = None
+    if args.single_one_thread:
+        marks: list[float] = []
+        ALS(**als_params(args), num_threads=1).fit(
+            train, callback=lambda i, s, _: marks.append(time.process_time())
+        )
+        one_thread_cpu = statistics.median(np.diff(marks))
     with local_cluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
         client.run(worker_timings, True)
         cpu = lambda: (  # noqa: E731
@@ -110,7 +125,7 @@ def main() -> None:
 
         model = ALS(**als_params(args), num_threads=1)
         t0 = time.perf_counter()
-        fit_als(model, train, client=client, num_threads=1,
+        fit_als(model, train, client=client, num_threads=1, blocks=args.blocks,
                 checkpoint_every=args.checkpoint_every, callback=callback)  # fmt: skip
         wall = time.perf_counter() - t0
         after = cpu()
@@ -156,6 +171,7 @@ def main() -> None:
         + f"; worker CPU outside tasks (transfers, event loop; setup included) {outside:.3f}; "
         f"client+scheduler {client_iter_cpu:.3f}; total {dask_cpu:.3f} vs single-process "
         f"{single_iter_cpu:.3f} (CPU overhead {100 * (dask_cpu / single_iter_cpu - 1):.1f} %)"
+        + ("" if one_thread_cpu is None else f"; single process, 1 thread: {one_thread_cpu:.3f}")
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"distributed_profile_scale{args.scale:g}.json").write_text(
@@ -164,6 +180,7 @@ def main() -> None:
                     "client_cpu_per_iteration": client_iter_cpu, "worker_cpu": worker_cpu,
                     "max_factor_diff": diff, "single_cpu_per_iteration": single_iter_cpu,
                     "dask_cpu_per_iteration": dask_cpu, "phase_cpu_per_iteration": phase_cpu,
+                    "single_one_thread_cpu_per_iteration": one_thread_cpu,
                     "worker_cpu_outside_tasks_per_iteration": outside, "records": recs}, indent=1, default=str)
     )  # fmt: skip
 
