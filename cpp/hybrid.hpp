@@ -640,7 +640,8 @@ inline void run_epochs(const Side &users, const Side &items, const Csr &positive
 // L2 user_alpha on delta; k-OS folds in as WARP). The user bias is a constant per user and
 // does not change a ranking, so it is not learned. Item representations q (n_items x f)
 // and biases bq are precomputed. Users are independent: parallel over users, one random
-// stream per (seed, user), so the result is the same for any thread count.
+// stream per (seed, the user's positive items), so the result is the same for any thread
+// count and any position of the user in the batch.
 // Writes p = p0 + delta into out (n_new x f).
 inline void fold_in(const float *q, const float *bq, const Csr &positives, const float *p0,
                     float *out, int epochs, const Settings &s, float user_alpha, uint64_t seed,
@@ -654,7 +655,8 @@ inline void fold_in(const float *q, const float *bq, const Csr &positives, const
         for (int d = 0; d < f; ++d) p[d] = base[d];
         const int64_t begin = positives.indptr[u], count = positives.indptr[u + 1] - begin;
         if (count == 0) return;
-        Random rng(seed, 0xF01D1ULL, static_cast<uint64_t>(u));
+        // Seeded by the row's items, not its batch position (topk.hpp row_content_hash).
+        Random rng(seed, 0xF01D1ULL, row_content_hash(positives.indices + begin, count));
         auto negative = [&]() -> int64_t {
             for (int tries = 0; tries < 32; ++tries) {
                 const int64_t j = rng.below(n_items);

@@ -281,12 +281,14 @@ inline BprStats bpr_epoch(const PositiveSet &S, float *U, float *V, float *bias,
 }
 
 // Fold-in: `epochs * |I_u|` SGD steps on each row's vector with items fixed; the RNG of a row
-// depends only on (seed, row), so results do not depend on the thread count.
+// depends only on (seed, the row's items) (topk.hpp row_content_hash), so a new user gets
+// the same vector whatever the thread count and wherever it sits in the batch.
 inline void bpr_fold_in(const PositiveSet &S, float *U, const float *V, const float *bias, int f,
                         float lr, float reg, bool verify, int epochs, uint64_t seed,
                         int num_threads) {
     parallel_for(S.n_rows, S.n_rows <= 16 ? 1 : num_threads, [&](int64_t row) {
-        Rng rng(seed, 0x5EEDULL, uint64_t(row));
+        const int64_t b = S.indptr[row];
+        Rng rng(seed, 0x5EEDULL, row_content_hash(S.indices + b, S.indptr[row + 1] - b));
         sgd_detail::bpr_fold_in_row(S, row, U + row * f, V, bias, f, lr, reg, verify, epochs,
                                     rng);
     });

@@ -62,6 +62,21 @@ void parallel_for(int64_t n, int num_threads, Body body) {
     if (error) std::rethrow_exception(error);
 }
 
+// A 64-bit hash of a row's (sorted) item indices (SplitMix64 finaliser steps): the fold-in
+// kernels (BPR, hybrid) seed a new row's random stream from what the row holds, not from its
+// position in the batch.
+inline uint64_t row_content_hash(const int32_t *indices, int64_t n) {
+    auto mix = [](uint64_t z) {
+        z += 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    };
+    uint64_t h = mix(0x726F77ULL ^ static_cast<uint64_t>(n));
+    for (int64_t k = 0; k < n; ++k) h = mix(h ^ static_cast<uint32_t>(indices[k]));
+    return h;
+}
+
 // The entries of a CSR (rows x cols, indices < cols) as a dense row-major bitmap, so a
 // membership test is one load instead of a binary search; empty when it would take more than
 // max_bytes. Shared by the samplers that reject seen items (BPR, the hybrid model).

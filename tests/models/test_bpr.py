@@ -154,3 +154,15 @@ def test_bad_input():
         BPR().fit(sp.csr_matrix(np.array([[1.0, -1.0]], np.float32)))
     with pytest.raises(ValueError, match="NaN"):
         BPR().fit(sp.csr_matrix(np.array([[1.0, np.nan]], np.float32)))
+
+
+def test_fold_in_does_not_depend_on_batch_position():
+    """A new user's stream is seeded by its items, not by its row in the call."""
+    model = fast(iterations=10).fit(PTRAIN)
+    items = PTRAIN.items.ids_array
+    alone = model.recommend_for({"new": items[[3, 17, 40]].tolist()}, k=5)
+    batch = model.recommend_for(
+        {"other": items[[1, 2]].tolist(), "new": items[[3, 17, 40]].tolist()}, k=5
+    )
+    np.testing.assert_array_equal(batch.ids[1], alone.ids[0])
+    np.testing.assert_array_equal(batch.scores[1], alone.scores[0])

@@ -653,3 +653,15 @@ def test_identity_dropout_improves_cold_start_items():
             ndcg.append(float(np.nanmean(M.ndcg_at_k(recs[0], relevant, 10, reduce="none"))))
         gains.append(ndcg[1] - ndcg[0])
     assert np.mean(gains) > 0.003, gains
+
+
+def test_fold_in_does_not_depend_on_batch_position():
+    """A new user's stream is seeded by its items, not by its row in the call."""
+    model = fit_quiet(fast(epochs=5), TRAIN)
+    items = TRAIN.items.ids_array
+    alone = model.recommend_for({"new": items[[3, 17, 40]].tolist()}, k=5)
+    batch = model.recommend_for(
+        {"other": items[[1, 2]].tolist(), "new": items[[3, 17, 40]].tolist()}, k=5
+    )
+    np.testing.assert_array_equal(batch.ids[1], alone.ids[0])
+    np.testing.assert_allclose(batch.scores[1], alone.scores[0], rtol=1e-6)

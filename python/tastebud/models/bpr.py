@@ -80,8 +80,9 @@ class BPR(PopularityFallback, Recommender):
     -----
     ``recommend_for`` folds new users in by ``fold_in_epochs * n_u`` SGD steps on their
     vector alone (implicit cannot fold in BPR users: its issue #658). The random stream of
-    each folded-in row depends only on ``random_state`` and the row, so results do not
-    depend on the thread count.
+    each folded-in row depends only on ``random_state`` and the row's items, so a new user
+    gets the same recommendations whatever the thread count and whichever other users are
+    in the same call.
 
     Thread-safety: ``fit`` mutates the model; other methods may run concurrently.
     """
