@@ -778,3 +778,15 @@ def test_bad_input():
 def test_divergence_raises_fit_error():
     with pytest.raises(tastebud.FitError, match="diverged"):
         SVD(factors=4, epochs=30, learning_rate=5.0, random_state=0).fit(P_TRAIN)
+
+
+def test_fold_in_without_regularization_is_finite():
+    """regularization=0: a new user with fewer ratings than factors has a singular system;
+    the fold-in's ridge floor gives the smallest-norm least-squares fit, not NaN."""
+    model = SVD(factors=8, epochs=5, regularization=0.0, random_state=0).fit(TRAIN)
+    items = TRAIN.items.ids_array
+    recs = model.recommend_for({"new": {items[0]: 5.0, items[1]: 3.0}}, k=3)
+    assert np.isfinite(recs.scores).all()
+    p = model._fold_in(sp.csr_matrix(([5.0, 3.0], ([0, 0], [0, 1])), shape=(1, TRAIN.n_items)))
+    assert np.isfinite(p).all()
+    assert np.abs(p).max() > 0

@@ -342,7 +342,10 @@ class _RatingModel(Recommender):
             np.asarray(cols, dtype=np.int32),
             targets.astype(np.float32),
             np.ascontiguousarray(feats, dtype=np.float32),
-            self._fold_in_reg(),
+            # A floor on the ridge: with regularization 0, a user with fewer ratings than
+            # factors has a singular system (NaN factors); 1e-6 per rating gives the
+            # least-squares fit of smallest norm instead, and changes nothing otherwise.
+            max(self._fold_in_reg(), _FOLD_IN_MIN_REG),
             1,
             out,
         )
@@ -376,6 +379,10 @@ def _hp(values: list[float]) -> np.ndarray:
 def _state(rng: np.random.Generator) -> np.ndarray:
     """A SplitMix64 state for the kernels' shufflers, drawn from the model's generator."""
     return rng.integers(0, 2**63 - 1, size=1, dtype=np.int64).view(np.uint64).copy()
+
+
+#: Smallest ridge (per rating) of the least-squares fold-in of new users.
+_FOLD_IN_MIN_REG = 1e-6
 
 
 def _normal_init(
