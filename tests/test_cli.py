@@ -42,3 +42,23 @@ def test_bad_arguments():
         main(["demo", "--data", "ml-100k"])  # needs --path
     with pytest.raises(SystemExit):
         main(["evaluate", *SMALL, "--model", "Nope"])
+
+
+def test_recommend_and_evaluate_report_input_errors_in_one_line(tmp_path):
+    data = datasets.synthetic(n_users=50, n_items=40, n_interactions=800)
+    path = tmp_path / "pop.tbud"
+    tastebud.Popularity().fit(data.interactions).save(path)
+    for args, message in (
+        (["0", "9999"], "unknown user"),
+        (["abc"], "integers"),
+        (["0", "--k", "500"], "k must be"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            main(["recommend", str(path), *args])
+    with pytest.raises(SystemExit, match="--k"):
+        main(["evaluate", *SMALL, "--model", "Popularity", "--k", "0"])
+
+
+def test_evaluate_model_names_ignore_case(capsys):
+    assert main(["evaluate", *SMALL, "--model", "popularity"]) == 0
+    assert "ndcg@10" in capsys.readouterr().out

@@ -82,3 +82,48 @@ def test_bad_input():
         compare({}, TRAIN, TEST)
     tr, te = split.random_holdout(DATA.interactions, random_state=1)
     assert evaluate(Popularity(), tr, te, verbose=False)["precision"] > 0
+
+
+class _FitCounter(Popularity):
+    fits = 0
+
+    def _fit(self, interactions):
+        type(self).fits += 1
+        super()._fit(interactions)
+
+
+@pytest.mark.parametrize("k", [0, -1, TEST.n_items + 1, 2.5, True])
+def test_bad_k_is_refused_before_fitting(k):
+    _FitCounter.fits = 0
+    with pytest.raises(ValueError, match="k must be"):
+        evaluate(_FitCounter(), TRAIN, TEST, k=k, verbose=False)
+    assert _FitCounter.fits == 0
+
+
+def test_negative_test_weights_are_refused_before_fitting():
+    arr = TEST.to_arrays()
+    signed = Interactions.from_arrays(
+        arr["user"], arr["item"], np.where(np.arange(arr["user"].size) % 2, 1.0, -1.0),
+        user_ids=TEST.users, item_ids=TEST.items, allow_negative=True,
+    )  # fmt: skip
+    _FitCounter.fits = 0
+    with pytest.raises(ValueError, match="negative weights"):
+        evaluate(_FitCounter(), TRAIN, signed, verbose=False)
+    assert _FitCounter.fits == 0
+
+
+def test_novelty_is_defined_for_items_new_in_test():
+    """Items without training interactions get the smoothed share (n_users + 1)^-1."""
+    arr = TRAIN.to_arrays()
+    newest = TEST.items.ids(TEST.matrix.indices[:1])[0]  # an item some test user has
+    keep = arr["item"] != newest
+    train = Interactions.from_arrays(
+        arr["user"][keep], arr["item"][keep], user_ids=TRAIN.users, item_ids=TRAIN.items
+    )
+    model = Oracle().fit(train)  # recommends test items, whatever their popularity
+    report = evaluate(model, train, TEST, k=10, verbose=False, metrics=("novelty",))
+    users = np.flatnonzero(TEST.user_counts() > 0)
+    recs = model.recommend_indices(users, 10)[0]
+    p = (np.bincount(train.matrix.indices, minlength=train.n_items) + 1) / (train.n_users + 1)
+    expected = np.mean([np.mean(-np.log2(p[r[r >= 0]])) for r in recs])
+    assert report["novelty"] == pytest.approx(expected)

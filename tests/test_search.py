@@ -206,3 +206,16 @@ def test_blocking_and_item_splits_match_reference(problem, query_block, item_blo
     ref_idx, ref_sc = topk_reference(q @ it.T, k, excl)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(sc, ref_sc)
+
+
+def test_topk_score_block_treats_minus_inf_as_excluded():
+    from tastebud.search import topk
+
+    idx, scores = topk(np.array([[1.0, -np.inf, 0.5], [-np.inf, -np.inf, 2.0]]), k=3)
+    np.testing.assert_array_equal(idx, [[0, 2, -1], [2, -1, -1]])
+    assert np.isneginf(scores[0, 2])
+    for bad in (np.nan, np.inf, -1e300):  # -1e300 overflows float32 to -inf: an error
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            topk(np.array([[1.0, bad, 0.5]]), k=2)
+    with pytest.raises(ValueError, match="NaN or infinite"):  # vectors: no infinities at all
+        topk(np.array([[1.0, -np.inf]]), np.ones((3, 2)), k=2)

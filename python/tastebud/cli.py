@@ -293,14 +293,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tastebud.data import split
     from tastebud.evaluation import evaluate
 
+    if args.k < 1:
+        raise SystemExit(f"--k must be >= 1; got {args.k}.")
     interactions, _, item_features = _load_data(args)
     train, test = split.random_holdout(interactions, random_state=args.seed)
-    factories = dict(DEMO_MODELS)
-    if args.model not in factories:
-        raise SystemExit(f"unknown model {args.model!r}; known: {sorted(factories)}")
+    factories = {name.lower(): factory for name, factory in DEMO_MODELS}
+    if args.model.lower() not in factories:
+        raise SystemExit(f"unknown model {args.model!r}; known: {[n for n, _ in DEMO_MODELS]}")
     print(
         evaluate(
-            _build(factories[args.model], item_features),
+            _build(factories[args.model.lower()], item_features),
             train,
             test,
             args.k,
@@ -316,8 +318,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     model = load(args.model_file)
     users: list[Any] = list(args.users)
     if model.users_.kind == "int":
+        bad = [u for u in users if not u.lstrip("-").isdigit()]
+        if bad:
+            raise SystemExit(f"this model's user ids are integers; got {bad[:5]}.")
         users = [int(u) for u in users]
-    print(model.recommend(users, k=args.k).to_frame().to_string(index=False))
+    try:
+        recs = model.recommend(users, k=args.k)
+    except KeyError as exc:  # unknown user ids: one line, not a traceback
+        raise SystemExit(str(exc.args[0]) if exc.args else str(exc)) from None
+    except ValueError as exc:  # e.g. k outside [1, catalogue]
+        raise SystemExit(str(exc)) from None
+    print(recs.to_frame().to_string(index=False))
     return 0
 
 

@@ -126,7 +126,10 @@ def evaluate(
     metrics : sequence of str
         Any of precision, recall, f1, ndcg, map, mrr, hit_rate (per-user, averaged over users
         with test items), coverage, novelty, gini, personalization (list-level), and
-        mae, rmse, mse for models with ``predict`` (errors on the test ratings).
+        mae, rmse, mse for models with ``predict`` (errors on the test ratings). Novelty
+        uses the add-one smoothed training popularity
+        (``metrics.popularity_share(train.matrix, smoothing=1)``), so items without
+        training interactions are the rarest rather than undefined.
     refit : bool
         Fit even if the model is already fitted.
     batch_size : int
@@ -143,6 +146,16 @@ def evaluate(
     if unknown:
         raise ValueError(
             f"unknown metric(s) {unknown}; choose from {sorted(_RANKING | _BEYOND | _RATING)}."
+        )
+    # Checked before the (possibly long) fit: a bad k or unusable test weights would
+    # otherwise only be reported after training.
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= test.n_items:
+        raise ValueError(f"k must be an int in [1, {test.n_items}] (the catalogue); got {k!r}.")
+    if set(metrics) & _RANKING and test.nnz and test.matrix.data.min() < 0:
+        raise ValueError(
+            "test has negative weights; ranking metrics use test weights as relevance gains, "
+            "which must be >= 0. Evaluate on the positive interactions (e.g. "
+            "test.binarize(threshold=...)) or on the signed ratings with metrics=('rmse', 'mae')."
         )
     model, fit_seconds = _fitted(model, train, refit)
     label = name or type(model).__name__
@@ -186,7 +199,10 @@ def evaluate(
         elif metric == "personalization":
             means[metric] = float(M.personalization(recommended))
         elif metric == "novelty":
-            means[metric] = float(M.novelty(recommended, M.popularity_share(train.matrix)))
+            # Add-one smoothing: items without training interactions (new items in a
+            # temporal split) count as the rarest instead of making novelty undefined.
+            popularity = M.popularity_share(train.matrix, smoothing=1.0)
+            means[metric] = float(M.novelty(recommended, popularity))
     rating = [m for m in metrics if m in _RATING]
     if rating:
         if not hasattr(model, "predict"):

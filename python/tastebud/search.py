@@ -78,7 +78,7 @@ def resolve_threads(num_threads: int) -> int:
     return int(num_threads) if num_threads else (os.cpu_count() or 1)
 
 
-def _float_matrix(x: Any, name: str) -> np.ndarray:
+def _float_matrix(x: Any, name: str, allow_neg_inf: bool = False) -> np.ndarray:
     if sp.issparse(x):
         raise TypeError(f"{name} must be a dense array; got a sparse matrix.")
     arr = np.asarray(x)
@@ -86,10 +86,16 @@ def _float_matrix(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D; got shape {arr.shape}.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values (or overflows float32).")
-    return arr
+    with np.errstate(over="ignore"):  # overflow is detected (and reported) just below
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    if out.size and not np.isfinite(out).all():
+        bad = ~np.isfinite(out)
+        if allow_neg_inf:  # -inf given as such marks an excluded item; overflow is an error
+            bad &= ~(np.isneginf(out) & np.isneginf(arr))
+        if bad.any():
+            what = "NaN or infinite values" + (" other than -inf" if allow_neg_inf else "")
+            raise ValueError(f"{name} contains {what} (or overflows float32).")
+    return out
 
 
 def as_exclusion_csr(exclude: Any, n_rows: int, n_items: int) -> sp.csr_matrix | None:
@@ -464,8 +470,9 @@ def topk(
 
     Notes
     -----
-    Items scoring ``-inf`` are treated as excluded. Dense inputs are converted to C-contiguous
-    float32 (a copy if they are not already). NaN or infinite inputs raise ``ValueError``.
+    In a score block, ``-inf`` marks an excluded item (it is never returned). Dense inputs are
+    converted to C-contiguous float32 (a copy if they are not already). NaN, ``+inf``, values
+    that overflow float32, and any infinite vector input raise ``ValueError``.
 
     ``metric="l2"`` ranks by ``q.x - |x|^2 / 2``, which orders items exactly like
     ``-|q - x|^2`` for a fixed query, so the blocked kernel's item-bias path does the work with
@@ -502,7 +509,7 @@ def topk(
             )
         if item_bias is not None:
             raise ValueError("item_bias needs the vector form (queries and items).")
-        q = _float_matrix(queries, "scores")
+        q = _float_matrix(queries, "scores", allow_neg_inf=True)
         n, m = q.shape
         excl = as_exclusion_csr(exclude, n, m)
         indptr = excl.indptr.astype(np.int64) if excl is not None else None

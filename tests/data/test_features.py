@@ -125,3 +125,12 @@ def test_constructor_validation():
         Features(np.ones((1, 2)), [1], ["a", "a"])
     with pytest.raises(ValueError, match="ids must be unique"):
         Features(np.ones((2, 1)), [1, 1], ["a"])
+
+
+def test_align_refuses_string_ids_against_integer_ids():
+    """Aligning "10" to 10 would match nothing and silently empty every row."""
+    feats = Features.from_multilabel(["10", "20"], [["Action"], ["Drama"]])
+    with pytest.raises(TypeError, match="strings"):
+        feats.align(Vocabulary([10, 20]))
+    ints = Features.from_multilabel([10, 20], [["Action"], ["Drama"]])
+    assert ints.align(Vocabulary([20, 30, 10])).matrix.nnz == 2

@@ -336,3 +336,19 @@ def test_parquet_errors_name_the_problem(tmp_path):
     pd.DataFrame({"user": [1, None], "item": [2, 3]}).to_parquet(path, index=False)
     with pytest.raises(ValueError, match="user"):
         Interactions.from_parquet(path)
+
+
+def test_from_csv_keeps_ids_with_leading_zeros_distinct(tmp_path):
+    """Ids that only parse as the same integer ("007" and "7") stay distinct strings."""
+    path = tmp_path / "z.csv"
+    path.write_text("user,item,rating\n007,0440234743,5\n7,0440234743,3\n1,ABC,4\n")
+    inter = Interactions.from_csv(path, weight="rating")
+    assert inter.n_users == 3
+    assert sorted(inter.users.ids_array.tolist()) == ["007", "1", "7"]
+    assert "0440234743" in inter.items.ids_array.tolist()
+    assert inter.matrix.sum() == 12.0  # nothing merged
+    plain = tmp_path / "p.csv"
+    plain.write_text("user,item\n1,10\n-2,20\n")
+    ids = Interactions.from_csv(plain).users.ids_array
+    assert ids.dtype.kind == "i"  # canonical integer literals still become ints
+    assert sorted(ids.tolist()) == [-2, 1]

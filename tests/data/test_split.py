@@ -172,3 +172,20 @@ def test_split_validation(small):
         split.random_holdout(small.matrix)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="random_state must be"):
         split.kfold(small, random_state="x")  # type: ignore[arg-type]
+
+
+def test_temporal_cutoff_accepts_datetime_and_timestamp(small):
+    import datetime
+
+    import pandas as pd
+
+    cut = int(np.median(small.timestamps))
+    _, expected = split.temporal(small, cutoff=cut)
+    as_datetime = datetime.datetime.fromtimestamp(cut, tz=datetime.timezone.utc)
+    for value in (
+        as_datetime,  # aware: converted to UTC
+        as_datetime.replace(tzinfo=None),  # naive: taken as UTC, like the timestamps
+        pd.Timestamp(cut, unit="s"),
+    ):
+        _, test = split.temporal(small, cutoff=value)
+        np.testing.assert_array_equal(records(test), records(expected))

@@ -173,3 +173,11 @@ def test_beyond_validation_messages():
         M.serendipity(np.array([[0]]), sp.csr_array((1, 3)), np.array([1, 1]))
     with pytest.raises(TypeError, match=r"interactions must be a scipy\.sparse"):
         M.popularity_share(np.ones((2, 2)))
+
+
+def test_popularity_share_smoothing():
+    m = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0]], dtype=np.float32))
+    np.testing.assert_allclose(M.popularity_share(m), [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(M.popularity_share(m, smoothing=1.0), [3 / 3, 2 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="smoothing"):
+        M.popularity_share(m, smoothing=-1.0)

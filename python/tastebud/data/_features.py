@@ -462,6 +462,14 @@ class Features:
         target = _as_vocabulary(vocabulary, self._ids.name)
         if target == self._ids:
             return self
+        mine, theirs = self._ids.ids_array, target.ids_array
+        if len(mine) and len(theirs) and (mine.dtype.kind == "U") != (theirs.dtype.kind == "U"):
+            kinds = {True: "strings", False: "integers"}
+            raise TypeError(
+                f"cannot align features whose ids are {kinds[mine.dtype.kind == 'U']} to ids "
+                f"that are {kinds[theirs.dtype.kind == 'U']}: no id would match and every "
+                "row would be empty. Convert one side (e.g. the feature ids with int())."
+            )
         src = self._ids.index(target.ids_array, missing="negative")
         known = src >= 0
         m = self._matrix

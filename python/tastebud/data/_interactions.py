@@ -808,11 +808,19 @@ def _series_to_numpy(series: Any, pd: Any, param: str) -> np.ndarray:
 
 
 def _parse_ids(values: np.ndarray) -> np.ndarray:
-    """Text ids: int64 when every value is an integer literal, else str."""
+    """Text ids: int64 when every value is a canonical integer literal, else str.
+
+    Canonical means the integer prints back as the same text, so ids such as ``"007"`` and
+    ``"7"`` (or ISBNs with a leading zero, ``"+7"``, ``" 7"``) stay distinct strings instead
+    of being merged into one integer id.
+    """
     try:
-        return values.astype(np.int64)
+        parsed = values.astype(np.int64)
     except (ValueError, OverflowError):
         return values
+    if not np.array_equal(parsed.astype(str), np.asarray(values, dtype=str)):
+        return values
+    return parsed
 
 
 def _parse_numbers(values: np.ndarray, param: str) -> np.ndarray:

@@ -8,6 +8,7 @@ All splits are vectorized (sorts and ranks over the CSR arrays, no per-user loop
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,12 @@ def random_holdout(
 
 
 def _time_value(value: Any, name: str) -> int:
+    if hasattr(value, "to_datetime64"):  # pandas.Timestamp
+        value = value.to_datetime64()
+    elif isinstance(value, datetime.datetime):  # naive: taken as UTC, as timestamps are
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        value = np.datetime64(value, "us")
     if isinstance(value, np.datetime64):
         value = np.asarray([value])
     arr = as_timestamps(np.asarray(value).reshape(-1), 1, name=name)

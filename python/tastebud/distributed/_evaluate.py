@@ -190,7 +190,8 @@ def evaluate(
     if rating and not hasattr(model, "predict"):
         raise TypeError(f"{label} has no predict(): rating metrics need a rating model.")
     exposure = bool({"coverage", "gini", "personalization"} & set(beyond))
-    popularity = train.item_counts() / max(1, train.n_users) if "novelty" in beyond else None
+    # As tastebud.evaluate: add-one smoothed training popularity (new items stay defined).
+    popularity = M.popularity_share(train.matrix, smoothing=1.0) if "novelty" in beyond else None
     lists_needed = bool(ranking or beyond)
 
     parts = []

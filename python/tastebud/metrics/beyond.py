@@ -102,14 +102,19 @@ def gini(recommended: Any, n_items: int, *, k: int | None = None) -> float:
     return float(np.dot(2.0 * ranks - n_items - 1.0, counts) / (n_items * total))
 
 
-def popularity_share(interactions: Any) -> np.ndarray:
+def popularity_share(interactions: Any, smoothing: float = 0.0) -> np.ndarray:
     r"""Share of users who interacted with each item, :math:`p(i) = |U_i| / n_{users}`.
 
-    The input of :func:`novelty`. Any stored non-zero counts as an interaction.
+    The input of :func:`novelty`. Any stored non-zero counts as an interaction. With
+    ``smoothing`` :math:`s > 0`, :math:`p(i) = (|U_i| + s) / (n_{users} + s)` (additive
+    smoothing), so items nobody interacted with (new items in a temporal split) get a small
+    positive share instead of 0, for which novelty is undefined.
 
     Parameters
     ----------
     interactions : scipy.sparse matrix, shape (n_users, n_items)
+    smoothing : float
+        Pseudo-count added to every item (and to the number of users); 0 = raw shares.
 
     Returns
     -------
@@ -126,9 +131,11 @@ def popularity_share(interactions: Any) -> np.ndarray:
     n_users, n_items = csr.shape
     if n_users == 0:
         raise ValueError("interactions must have at least one user (row).")
+    if isinstance(smoothing, bool) or not np.isfinite(smoothing) or smoothing < 0:
+        raise ValueError(f"smoothing must be a finite number >= 0; got {smoothing!r}.")
     nz = csr.data != 0
     counts = np.bincount(csr.indices[nz], minlength=n_items)
-    return counts / float(n_users)
+    return (counts + float(smoothing)) / (float(n_users) + float(smoothing))
 
 
 def novelty(

@@ -63,7 +63,14 @@ class ConfusionAtK:
         return _ratio(self.tp + self.tn, self.tp + self.fp + self.fn + self.tn)
 
     def mean(self) -> dict[str, float]:
-        """Mean of every rate over the users where it is defined (NaN if none)."""
+        """Mean of every rate over the users where its denominator is non-zero (NaN if none).
+
+        Precision, fallout and accuracy are defined for users without relevant items (their
+        precision is 0), so they count here, whereas :func:`precision_at_k` and the other
+        ranking metrics skip such users; to compare the two, keep only the users with
+        relevant items (e.g. ``ConfusionAtK(*(a[mask] for a in (c.tp, c.fp, c.fn, c.tn)))``
+        with ``mask = (c.tp + c.fn) > 0``).
+        """
         return {
             name: _c.reduce_values(getattr(self, name), "mean")
             for name in ("precision", "recall", "fallout", "miss_rate", "accuracy")
