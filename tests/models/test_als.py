@@ -341,3 +341,31 @@ def test_float64_cg_matches_cholesky_closer_than_float32():
 def test_bad_dtype(bad):
     with pytest.raises(ValueError, match="dtype"):
         fast(dtype=bad).fit(TRAIN)
+
+
+@pytest.mark.parametrize("family", ["ALS", "BPR"])
+def test_zero_weight_is_no_interaction_in_recommend_for(family):
+    """Weight 0 means no interaction: the popularity fallback applies and the item stays a
+    candidate (it is not excluded as seen)."""
+    from tastebud import BPR
+
+    if family == "ALS":
+        model = fast().fit(TRAIN)
+    else:
+        model = BPR(factors=8, iterations=3, random_state=0, num_threads=1).fit(TRAIN)
+    empty = model.recommend_for([[]], k=10)
+    top = empty.ids[0, 0]  # the most popular item
+    zero = model.recommend_for([{top: 0.0}], k=10)
+    np.testing.assert_array_equal(zero.ids, empty.ids)
+    np.testing.assert_array_equal(zero.scores, empty.scores)
+    # a zero next to a real interaction changes nothing either, and the item is not excluded
+    other = TRAIN.items.ids_array[-1]
+    mixed = model.recommend_for([{top: 0.0, other: 1.0}], k=10)
+    plain = model.recommend_for([[other]], k=10)
+    np.testing.assert_array_equal(mixed.ids, plain.ids)
+    # sparse input: explicit zeros dropped without touching the caller's matrix
+    rows = sp.csr_matrix(
+        ([0.0], ([0], [model.items_.index(top)[0]])), shape=(1, TRAIN.n_items), dtype=np.float32
+    )
+    np.testing.assert_array_equal(model.recommend_for(rows, k=10).ids, empty.ids)
+    assert rows.nnz == 1

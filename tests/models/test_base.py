@@ -117,3 +117,138 @@ def test_recommend_for_inputs():
 
     with pytest.raises(ValueError, match="columns"):
         model.recommend_for(sp.csr_matrix((1, 3)), k=5)
+
+
+# --------------------------------------------------------------------------- failed fits
+def _other_items(inter):
+    """The same interactions under other item ids (a refit that changes the vocabulary)."""
+    from tastebud.data import Interactions
+
+    coo = inter.matrix.tocoo()
+    return Interactions.from_arrays(
+        inter.users.ids(coo.row), inter.items.ids(coo.col) + 10_000, weights=coo.data
+    )
+
+
+def _rating_data():
+    from tastebud.data import datasets
+
+    return datasets.synthetic(n_users=100, n_items=80, n_interactions=2000, random_state=0).ratings
+
+
+def _failing_refits():
+    from tastebud import ALS, SVD, ItemKNN
+    from tastebud._errors import FitError
+
+    ratings = _rating_data()
+    return [
+        # (model, training data, bad parameters, expected error)
+        pytest.param(
+            lambda: ALS(factors=4, iterations=3, random_state=0, num_threads=1),
+            TRAIN,
+            {"iterations": -1},
+            ValueError,
+            id="ALS",
+        ),
+        pytest.param(
+            lambda: ItemKNN(neighbors=20, num_threads=1),
+            TRAIN,
+            {"neighbors": 0},
+            ValueError,
+            id="ItemKNN",
+        ),
+        # SVD diverges after its factors are assigned: the failure comes late in _fit
+        pytest.param(
+            lambda: SVD(factors=4, epochs=5, random_state=0, num_threads=1),
+            ratings,
+            {"learning_rate": 50.0, "epochs": 30},
+            FitError,
+            id="SVD",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("factory", "data", "bad", "error"), _failing_refits())
+def test_failed_refit_keeps_previous_model(factory, data, bad, error):
+    model = factory().fit(data)
+    users = data.users.ids_array[:5]
+    before = model.recommend(users, k=5)
+    params = model.get_params()
+    model.set_params(**bad)
+    state = dict(model.__dict__)
+    with pytest.raises(error):
+        model.fit(_other_items(data))
+    assert model.__dict__.keys() == state.keys()
+    assert all(model.__dict__[name] is value for name, value in state.items())
+    assert model.items_ == data.items
+    model.set_params(**params)
+    after = model.recommend(users, k=5)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+
+
+@pytest.mark.parametrize(("factory", "data", "bad", "error"), _failing_refits())
+def test_failed_first_fit_leaves_model_unfitted(factory, data, bad, error):
+    model = factory().set_params(**bad)
+    with pytest.raises(error):
+        model.fit(data)
+    assert not model.is_fitted
+    assert not [name for name in vars(model) if name.endswith("_")]
+    with pytest.raises(tastebud.NotFittedError):
+        model.recommend(data.users.ids_array[:1], k=5)
+
+
+def test_svd_failed_refit_keeps_predictions():
+    from tastebud import SVD
+    from tastebud._errors import FitError
+
+    ratings = _rating_data()
+    model = SVD(factors=4, epochs=5, random_state=0, num_threads=1).fit(ratings)
+    users, items = ratings.users.ids_array[:10], ratings.items.ids_array[:10]
+    before = model.predict(users, items)
+    model.set_params(learning_rate=50.0, epochs=30)
+    with pytest.raises(FitError):
+        model.fit(ratings)
+    np.testing.assert_array_equal(model.predict(users, items), before)
+
+
+# --------------------------------------------------------------------------- saving params
+def test_save_numpy_scalar_params(tmp_path):
+    from tastebud import ALS, BPR
+
+    for model, plain in [
+        (
+            ALS(factors=np.int64(4), regularization=np.float32(0.1), iterations=np.int32(3)),
+            {"factors": 4, "regularization": float(np.float32(0.1)), "iterations": 3},
+        ),
+        (
+            BPR(factors=np.int64(4), item_bias=np.bool_(False), iterations=np.int64(2)),
+            {"factors": 4, "item_bias": False, "iterations": 2},
+        ),
+    ]:
+        model.set_params(random_state=np.int64(0), num_threads=1).fit(TRAIN)
+        path = tmp_path / f"{type(model).__name__}.tbud"
+        model.save(path)
+        loaded = tastebud.load(path)
+        params = loaded.get_params()
+        for name, value in {**plain, "random_state": 0}.items():
+            assert params[name] == value, name
+            assert type(params[name]) is type(value), name
+        users = TRAIN.users.ids_array[:5]
+        want, got = model.recommend(users, k=5), loaded.recommend(users, k=5)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.scores, want.scores)
+
+
+def test_save_generator_random_state_warns(tmp_path):
+    from tastebud import SVD
+
+    ratings = _rating_data()
+    model = SVD(factors=4, epochs=3, random_state=np.random.default_rng(0)).fit(ratings)
+    path = tmp_path / "svd.tbud"
+    with pytest.warns(UserWarning, match="Generator.*not reproduce"):
+        model.save(path)
+    loaded = tastebud.load(path)
+    assert loaded.random_state is None
+    users = ratings.users.ids_array[:5]
+    np.testing.assert_array_equal(loaded.recommend(users, k=5).ids, model.recommend(users, k=5).ids)

@@ -51,3 +51,23 @@ def test_bad_parameters():
         EASE(dtype="float16").fit(TRAIN)
     with pytest.raises(ValueError, match="max_memory_gb"):
         EASE(max_memory_gb=-1).fit(TRAIN)
+
+
+def test_num_threads_reaches_topk(monkeypatch):
+    from tastebud import search
+
+    seen = []
+    topk = search.topk
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("num_threads"))
+        return topk(*args, **kwargs)
+
+    model = EASE(regularization=50.0, num_threads=1).fit(TRAIN)
+    monkeypatch.setattr(search, "topk", spy)
+    users = TRAIN.users.ids_array[:3]
+    model.recommend(users, k=5)
+    model.recommend_for([list(TRAIN.items.ids_array[:3])], k=5)
+    assert seen == [1, 1]
+    model.recommend_indices([0, 1], k=5, num_threads=2)  # an explicit count wins
+    assert seen == [1, 1, 2]

@@ -665,3 +665,22 @@ def test_fold_in_does_not_depend_on_batch_position():
     )
     np.testing.assert_array_equal(batch.ids[1], alone.ids[0])
     np.testing.assert_allclose(batch.scores[1], alone.scores[0], rtol=1e-6)
+
+
+def test_failed_refit_keeps_previous_model(monkeypatch):
+    model = fit_quiet(fast(epochs=3), TRAIN)
+    before = model.recommend(TRAIN.users.ids_array[:5], k=5)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(model, "_train", boom)
+    arr = TRAIN.to_arrays()
+    other = Interactions.from_arrays(arr["user"][::2], arr["item"][::2])
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(other)
+    monkeypatch.undo()
+    after = model.recommend(TRAIN.users.ids_array[:5], k=5)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+    assert model.items_ == TRAIN.items

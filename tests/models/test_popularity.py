@@ -41,3 +41,14 @@ def test_no_item_similarity():
     model = Popularity().fit(TRAIN)
     with pytest.raises(TypeError, match="similarity"):
         model.similar_items(TRAIN.items.ids_array[:1])
+
+
+def test_half_life_accepts_numpy_reals():
+    inter = Interactions.from_arrays([0, 1, 2, 3], [0, 0, 1, 1], timestamps=[0, 0, 100, 100])
+    want = Popularity(half_life=50).fit(inter).item_scores_
+    for half_life in (np.float32(50), np.float64(50), np.int64(50)):
+        got = Popularity(half_life=half_life).fit(inter).item_scores_
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    for bad in (True, np.bool_(True), np.float32(0), np.float64("nan"), "50"):
+        with pytest.raises(ValueError, match="half_life"):
+            Popularity(half_life=bad).fit(inter)

@@ -20,6 +20,9 @@ import inspect
 import json
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,6 +129,52 @@ def as_interactions(data: Any) -> Interactions:
     )
 
 
+@contextmanager
+def _restored_on_error(model: Recommender) -> Iterator[None]:
+    """Put back every instance attribute of ``model`` if the body raises.
+
+    Fitting replaces the learned state (attributes ending in ``_``, private caches) one
+    attribute at a time; a failure half-way would leave new vocabularies next to old factors.
+    A shallow snapshot of ``__dict__`` suffices because fitting assigns new arrays instead of
+    writing into the previous ones.
+    """
+    snapshot = dict(model.__dict__)
+    try:
+        yield
+    except BaseException:
+        model.__dict__.clear()
+        model.__dict__.update(snapshot)
+        raise
+
+
+def _json_params(params: dict[str, Any], model: str) -> dict[str, Any]:
+    """``params`` with numpy scalars as Python scalars (recursively), ready for JSON.
+
+    A numpy ``Generator`` as ``random_state`` cannot be saved: it is stored as None, with a
+    warning.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (np.integer, np.floating, np.bool_)):
+            return value.item()
+        if isinstance(value, dict):
+            return {key: plain(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    out = {name: plain(value) for name, value in params.items()}
+    if isinstance(out.get("random_state"), np.random.Generator):
+        warnings.warn(
+            f"{model}: random_state is a numpy Generator, which cannot be saved; it is saved "
+            "as None, so refitting the loaded model will not reproduce this fit.",
+            UserWarning,
+            stacklevel=3,
+        )
+        out["random_state"] = None
+    return out
+
+
 def check_k(k: Any, n_items: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int in [1, {n_items}]; got {k!r}.")
@@ -188,6 +237,10 @@ class Recommender:
     def fit(self, interactions: Any) -> Recommender:
         """Learn from users x items interactions.
 
+        A fit that raises (invalid hyperparameter, ``MemoryError``, interrupt...) leaves the
+        model exactly as it was before the call: still fitted with its previous state, or
+        still unfitted.
+
         Parameters
         ----------
         interactions : Interactions or scipy.sparse matrix
@@ -200,10 +253,11 @@ class Recommender:
         data = as_interactions(interactions)
         if data.nnz == 0:
             raise ValueError("interactions are empty: nothing to fit.")
-        self.users_ = data.users
-        self.items_ = data.items
-        self.seen_ = data.matrix
-        self._fit(data)
+        with _restored_on_error(self):
+            self.users_ = data.users
+            self.items_ = data.items
+            self.seen_ = data.matrix
+            self._fit(data)
         return self
 
     def _fit(self, interactions: Interactions) -> None:
@@ -351,7 +405,16 @@ class Recommender:
         return Recommendations.from_indices(self.users_.ids(uidx), self.items_, idx, scores)
 
     def _rows_from(self, interactions: Any, unknown: str) -> tuple[np.ndarray, sp.csr_matrix]:
-        """(query labels, rows CSR aligned to this model's items) for ``recommend_for``."""
+        """(query labels, rows CSR aligned to this model's items) for ``recommend_for``.
+
+        Entries of weight 0 are dropped: they are no interaction, so they neither make a user
+        non-empty nor exclude the item from that user's recommendations.
+        """
+        labels, rows = self._raw_rows_from(interactions, unknown)
+        rows.eliminate_zeros()  # rows is always a fresh matrix, never the caller's
+        return labels, rows
+
+    def _raw_rows_from(self, interactions: Any, unknown: str) -> tuple[np.ndarray, sp.csr_matrix]:
         n_items = len(self.items_)
         if isinstance(interactions, Interactions):
             item_idx = self.items_.index(interactions.items.ids_array, missing="negative")
@@ -366,7 +429,7 @@ class Recommender:
             )
             return interactions.users.ids_array, rows
         if sp.issparse(interactions):
-            rows = sp.csr_matrix(interactions, dtype=np.float32)
+            rows = sp.csr_matrix(interactions, dtype=np.float32, copy=True)
             if rows.shape[1] != n_items:
                 raise ValueError(
                     f"interaction rows must have {n_items} columns (one per item); "
@@ -426,7 +489,9 @@ class Recommender:
         interactions : Interactions, dict, sequence or scipy sparse
             ``Interactions`` (rows = new users, item ids mapped to this model's), a dict
             ``{user: [item ids]}`` or ``{user: {item id: weight}}``, a sequence of item-id
-            lists, or a sparse matrix with one column per model item.
+            lists, or a sparse matrix with one column per model item. A weight of 0 means no
+            interaction: that item is not excluded, and a user with only such entries counts
+            as a user without interactions.
         unknown_items : {"error", "ignore"}
             Item ids the model never saw raise ``KeyError`` or are dropped.
 
@@ -524,10 +589,12 @@ class Recommender:
         """Write the fitted model to one file: ``.npz`` arrays plus a JSON header.
 
         No pickle is used, so ``tastebud.load`` on an untrusted file cannot execute code.
-        The write is atomic (temporary file + rename).
+        The write is atomic (temporary file + rename). Numpy scalar hyperparameters are saved
+        as Python scalars; a numpy ``Generator`` given as ``random_state`` is saved as None
+        (with a ``UserWarning``: a refit of the loaded model will not reproduce this fit).
         """
         self._check_fitted()
-        params = self.get_params()
+        params = _json_params(self.get_params(), type(self).__name__)
         try:
             json.dumps(params)
         except TypeError as exc:

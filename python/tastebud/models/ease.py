@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -119,7 +119,16 @@ class EASE(Recommender):
     def _item_embeddings(self) -> np.ndarray:
         return self.weights_
 
-    def _topk_rows(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        if not kwargs.get("num_threads") and len(args) < 7:
-            kwargs["num_threads"] = self.num_threads
-        return super()._topk_rows(*args, **kwargs)
+    def _topk_rows(
+        self,
+        user_indices: np.ndarray | None,
+        rows: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        allow: np.ndarray | None,
+        deny: np.ndarray | None,
+        num_threads: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # An explicit num_threads (e.g. from evaluation code) wins; else the model's own.
+        threads = num_threads or self.num_threads
+        return super()._topk_rows(user_indices, rows, k, exclude, allow, deny, threads)

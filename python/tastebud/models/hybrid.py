@@ -30,6 +30,7 @@ from tastebud.data import Features, Interactions, Vocabulary
 from tastebud.models.base import (
     Recommendations,
     Recommender,
+    _restored_on_error,
     as_interactions,
     check_k,
     load,
@@ -458,21 +459,22 @@ class Hybrid(Recommender):
                         f"identity_features=False needs {side}_features: otherwise every "
                         f"{side} would have an empty representation."
                     )
-        for attr in ("users_", "items_"):
-            self.__dict__.pop(attr, None)
-        rng = np.random.default_rng(self.random_state)
-        for side in _SIDES:
-            self._empty_side(side)
-        self._grow_side("user", 0, data.users, user_features, rng)
-        self._grow_side("item", 0, data.items, item_features, rng)
-        self.epochs_done_ = 0
-        self._train(
-            _positives(data.matrix), data.users, data.items, int(self.epochs), show_progress
-        )
-        self.users_ = data.users
-        self.items_ = data.items
-        self.seen_ = data.matrix
-        self._refresh()
+        with _restored_on_error(self):  # a failed (re)fit leaves the model as it was
+            for attr in ("users_", "items_"):
+                self.__dict__.pop(attr, None)
+            rng = np.random.default_rng(self.random_state)
+            for side in _SIDES:
+                self._empty_side(side)
+            self._grow_side("user", 0, data.users, user_features, rng)
+            self._grow_side("item", 0, data.items, item_features, rng)
+            self.epochs_done_ = 0
+            self._train(
+                _positives(data.matrix), data.users, data.items, int(self.epochs), show_progress
+            )
+            self.users_ = data.users
+            self.items_ = data.items
+            self.seen_ = data.matrix
+            self._refresh()
         return self
 
     def _fit(self, interactions: Interactions) -> None:  # pragma: no cover - fit is overridden

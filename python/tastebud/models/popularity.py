@@ -21,6 +21,7 @@ class Popularity(Recommender):
     weighting : {"users", "weight"}
         ``"users"`` counts distinct users per item; ``"weight"`` sums interaction weights.
     half_life : float, optional
+        A positive real number (Python or numpy scalar, not a bool).
         If given, each interaction counts ``0.5 ** ((t_max - t) / half_life)``, where ``t`` is
         its timestamp and ``t_max`` the latest timestamp in training (same unit as the
         timestamps). Needs timestamps.
@@ -44,8 +45,10 @@ class Popularity(Recommender):
         m = interactions.matrix
         values = np.ones_like(m.data) if self.weighting == "users" else m.data.astype(np.float64)
         if self.half_life is not None:
-            if not (isinstance(self.half_life, (int, float)) and self.half_life > 0):
-                raise ValueError(f"half_life must be a positive number; got {self.half_life!r}.")
+            hl = self.half_life
+            real = isinstance(hl, (int, float, np.integer, np.floating))
+            if isinstance(hl, (bool, np.bool_)) or not (real and hl > 0):
+                raise ValueError(f"half_life must be a positive number; got {hl!r}.")
             if interactions.timestamps is None:
                 raise ValueError("half_life needs interactions with timestamps.")
             ts = interactions.timestamps.astype(np.float64)
