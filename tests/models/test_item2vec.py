@@ -431,3 +431,26 @@ def test_session_gap_cuts_training_windows():
     assert not np.array_equal(fast().fit(inter).item_vectors_, gap.item_vectors_)
     # recommend still uses each user's whole history (both sessions)
     assert gap.user_sequence_indptr_[1] == 10
+
+
+@pytest.mark.parametrize("popularity_weight", [0.0, 0.5])
+def test_known_user_without_history_gets_the_empty_session_fallback(popularity_weight):
+    """A known user with no history ranks like ``recommend_for([[]])``: by popularity, with
+    scores log1p(n_i) / log1p(max n) in [0, 1] (not raw counts), and ``score`` agrees."""
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 40, 700)
+    items = rng.zipf(1.5, 700) % 30
+    inter = Interactions.from_arrays(
+        users, items, timestamps=np.arange(700), user_ids=np.arange(41)
+    )
+    assert inter.matrix[40].nnz == 0  # user 40 is known but has no history
+    model = fast(popularity_weight=popularity_weight).fit(inter)
+    known = model.recommend(40, k=8)
+    anonymous = model.recommend_for([[]], k=8)
+    np.testing.assert_array_equal(known.ids, anonymous.ids)
+    np.testing.assert_array_equal(known.scores, anonymous.scores)
+    counts = model.item_counts_
+    np.testing.assert_array_equal(known.indices[0], np.argsort(-counts, kind="stable")[:8])
+    share = np.log1p(counts) / np.log1p(counts.max())
+    np.testing.assert_allclose(known.scores[0], share[known.indices[0]], rtol=1e-6)
+    np.testing.assert_allclose(model.score(40, known.ids[0]), known.scores[0], rtol=1e-6)

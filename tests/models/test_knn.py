@@ -405,8 +405,11 @@ RATING_TRAIN, RATING_TEST = __import__("tastebud.data.split", fromlist=["kfold"]
 )[0]
 
 
-def _dense_rating_reference(model: KNNRating, train: Interactions, uidx, iidx) -> np.ndarray:
-    """KNNRating predictions recomputed densely from the model's biases and definitions."""
+def _dense_rating_reference(
+    model: KNNRating, train: Interactions, uidx, iidx, clip: bool = True
+) -> np.ndarray:
+    """KNNRating predictions recomputed densely from the model's biases and definitions
+    (``clip=False``: the raw estimates, before clipping to the rating range)."""
     r = train.matrix.toarray().astype(np.float64)
     rated = r != 0
     mu = r[rated].mean()
@@ -471,7 +474,7 @@ def _dense_rating_reference(model: KNNRating, train: Interactions, uidx, iidx) -
             est = means[x] + (part if ok else 0)
         else:
             est = mu + bu[u] + bi[i] + (part if ok else 0)
-        out.append(np.clip(est, r[rated].min(), r[rated].max()))
+        out.append(np.clip(est, r[rated].min(), r[rated].max()) if clip else est)
     return np.asarray(out)
 
 
@@ -570,3 +573,67 @@ def test_knn_rating_with_unrated_trailing_items():
         model = KNNRating(k=5, estimator=estimator, similarity="cosine").fit(inter)
         pred = model.predict([0, 1], [2, 2])
         assert np.isfinite(pred).all()
+
+
+def test_knn_rating_recommend_ranks_by_unclipped_estimate():
+    """Estimates beyond the top of the scale keep their order in recommend (clipping would
+    tie them at the maximum, broken by item index); predict stays clipped."""
+    small = datasets.synthetic(60, 40, 900, random_state=4).ratings
+    model = KNNRating(k=7, min_k=2).fit(small)
+    lo, hi = model.rating_range_
+    n_items = len(small.items)
+    checked = 0
+    for u in range(len(small.users)):
+        raw = _dense_rating_reference(model, small, np.full(n_items, u), np.arange(n_items), False)
+        unseen = raw[small.matrix[u].toarray().ravel() == 0]
+        if np.unique(unseen[unseen > hi + 1e-3].round(3)).size < 3:
+            continue  # wants several unseen items estimated above the scale, all different
+        checked += 1
+        rec = model.recommend(small.users.ids([u]), k=5)
+        want = np.sort(unseen)[::-1][:5]
+        np.testing.assert_allclose(rec.scores[0], want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(raw[rec.indices[0]], want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            model.score(small.users.ids([u]), small.items.ids(rec.indices[0])), rec.scores[0]
+        )
+        pred = model.predict(small.users.ids([u]), small.items.ids(np.arange(n_items)))
+        np.testing.assert_allclose(pred, np.clip(raw, lo, hi), rtol=1e-4, atol=1e-4)
+    assert checked > 0  # the data must reach beyond the scale
+
+
+@pytest.mark.parametrize("user_based", [False, True])
+def test_knn_rating_blocks_scale_with_catalogue(monkeypatch, user_based):
+    """Users per scoring block shrink with the catalogue (bounded temporaries), and the
+    block size does not change any result."""
+    from tastebud.models import knn
+
+    small = datasets.synthetic(60, 40, 900, random_state=4).ratings
+    model = KNNRating(k=7, user_based=user_based, similarity="cosine").fit(small)
+    users = small.users.ids_array
+    new = sp.csr_matrix(small.matrix[:9])
+    default = model.recommend(users, k=6)
+    default_new = model.recommend_for(new, k=6)
+    default_pairs = model.score(users, small.items.ids_array[np.arange(60) % 40])
+    assert model._batch_size == 1024
+
+    sizes: list[int] = []
+    block = KNNRating._score_block
+
+    def spy(self, user_indices, rows):
+        sizes.append(rows.shape[0])
+        return block(self, user_indices, rows)
+
+    monkeypatch.setattr(KNNRating, "_score_block", spy)
+    monkeypatch.setattr(knn, "_PAIRS_PER_BLOCK", 3 * 40 + 5)  # 3 users per block
+    assert model._batch_size == 3
+    small_blocks = model.recommend(users, k=6)
+    small_new = model.recommend_for(new, k=6)
+    small_pairs = model.score(users, small.items.ids_array[np.arange(60) % 40])
+    assert max(sizes) == 3
+    np.testing.assert_array_equal(small_blocks.ids, default.ids)
+    np.testing.assert_array_equal(small_blocks.scores, default.scores)
+    np.testing.assert_array_equal(small_new.ids, default_new.ids)
+    np.testing.assert_array_equal(small_new.scores, default_new.scores)
+    np.testing.assert_array_equal(small_pairs, default_pairs)
+    monkeypatch.setattr(knn, "_PAIRS_PER_BLOCK", 7)  # fewer pairs than items: one user
+    assert model._batch_size == 1

@@ -145,7 +145,10 @@ class Item2Vec(Recommender):
         gives pure embedding similarity. The defaults ``scoring="context"``,
         ``popularity_weight=0.5`` and ``recency_decay=0.5`` were chosen on a validation split
         carved out of the MovieLens training data, never on test data (``python
-        benchmarks/compare_peers.py item2vec --tune``).
+        benchmarks/compare_peers.py item2vec --tune``). A user or session without a
+        usable history (no item with a vector) has no ``mean_u``: ``recommend``,
+        ``recommend_for`` and ``score`` then rank by training count and score
+        ``log1p(n_i) / log1p(max n)`` (in [0, 1]), whatever ``popularity_weight`` is.
     update : {"pair", "window"}
         ``"pair"``: word2vec's update (Mikolov et al. 2013; word2vec.c, gensim): each (centre,
         context) pair draws its own ``negatives`` noise items and is applied at once.
@@ -452,13 +455,78 @@ class Item2Vec(Recommender):
         )
         return search.topk(unit[item_indices], unit, k, exclude=exclude, allow=allow, deny=deny)
 
+    def _popularity_share(self) -> np.ndarray:
+        """``log1p(n_i) / log1p(max n)`` in [0, 1] (float64): the popularity term."""
+        log_counts = np.log1p(self.item_counts_.astype(np.float64))
+        top = log_counts.max() if log_counts.size else 0.0
+        return log_counts / top if top > 0 else log_counts * 0
+
     def _item_bias(self) -> np.ndarray | None:
         w = float(self.popularity_weight)
         if w == 0.0:
             return None
-        log_counts = np.log1p(self.item_counts_.astype(np.float64))
-        top = log_counts.max()
-        return (w * log_counts / top if top > 0 else log_counts * 0).astype(np.float32)
+        return (w * self._popularity_share()).astype(np.float32)
+
+    def _fill_empty(
+        self,
+        idx: np.ndarray,
+        scores: np.ndarray,
+        queries: np.ndarray,
+        exclude: sp.csr_matrix | None,
+        allow: np.ndarray | None,
+        deny: np.ndarray | None,
+    ) -> None:
+        """Give the rows whose query vector is zero (no usable history) the most popular
+        items, in place: ranked by training count (ties: lower index), scored by
+        ``log1p(n_i) / log1p(max n)`` in [0, 1] whatever ``popularity_weight`` is."""
+        rows = np.flatnonzero(~np.any(queries != 0, axis=1))
+        if rows.size == 0:
+            return
+        p_idx, _ = search.topk(
+            np.ones((rows.size, 1), np.float32),
+            self.item_counts_.astype(np.float32).reshape(-1, 1),
+            idx.shape[1],
+            exclude=None if exclude is None else exclude[rows],
+            allow=allow,
+            deny=deny,
+        )
+        share = self._popularity_share().astype(np.float32)
+        idx[rows] = p_idx
+        scores[rows] = np.where(p_idx >= 0, share[p_idx], -np.inf)
+
+    def _topk_rows(
+        self,
+        user_indices: np.ndarray | None,
+        rows: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        allow: np.ndarray | None,
+        deny: np.ndarray | None,
+        num_threads: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = self._user_embeddings(user_indices, rows)
+        idx, scores = search.topk(
+            queries,
+            self._item_embeddings(),
+            k,
+            exclude=exclude,
+            allow=allow,
+            deny=deny,
+            item_bias=self._item_bias(),
+            num_threads=num_threads,
+        )
+        self._fill_empty(idx, scores, queries, exclude, allow, deny)
+        return idx, scores
+
+    def _score_pairs(self, uidx: np.ndarray, iidx: np.ndarray) -> np.ndarray:
+        user_vecs = self._user_embeddings(uidx, self.seen_[uidx])
+        out = np.einsum("ij,ij->i", user_vecs, self._item_embeddings()[iidx])
+        bias = self._item_bias()
+        if bias is not None:
+            out = out + bias[iidx]
+        blank = ~np.any(user_vecs != 0, axis=1)  # the popularity fallback of recommend
+        out[blank] = self._popularity_share()[iidx[blank]]
+        return out.astype(np.float32)
 
     def _history_weights(self, items: np.ndarray, indptr: np.ndarray) -> sp.csr_matrix:
         """Sparse (n, n_items) recency weights of ordered sequences (items without a vector,
@@ -611,7 +679,10 @@ class Item2Vec(Recommender):
         empty : {"popularity", "pad"}
             What a session with no usable item (empty, all unknown and ignored, or only items
             without a vector) gets: the most popular items (minus exclusions), or padding
-            (ids ``fill_id``, scores ``-inf``).
+            (ids ``fill_id``, scores ``-inf``). Popular items are ranked by training count
+            and scored ``log1p(n_i) / log1p(max n)`` in [0, 1] (the popularity term at
+            weight 1, on the scale of the cosine scores), as ``recommend`` does for known
+            users without a usable history.
 
         Returns
         -------
@@ -641,24 +712,12 @@ class Item2Vec(Recommender):
             deny=deny,
             item_bias=self._item_bias(),
         )
-        blank = ~np.any(queries != 0, axis=1)
-        if blank.any():
-            rows = np.flatnonzero(blank)
-            if empty == "pad":
-                idx[rows] = -1
-                scores[rows] = -np.inf
-            else:
-                pop = self.item_counts_.astype(np.float32).reshape(-1, 1)
-                p_idx, p_scores = search.topk(
-                    np.ones((rows.size, 1), np.float32),
-                    pop,
-                    k,
-                    exclude=seen[rows] if exclude_seen else None,
-                    allow=allow,
-                    deny=deny,
-                )
-                idx[rows] = p_idx
-                scores[rows] = p_scores
+        if empty == "pad":
+            blank = ~np.any(queries != 0, axis=1)
+            idx[blank] = -1
+            scores[blank] = -np.inf
+        else:
+            self._fill_empty(idx, scores, queries, seen if exclude_seen else None, allow, deny)
         return Recommendations.from_indices(labels, self.items_, idx, scores)
 
 

@@ -820,6 +820,8 @@ class UserKNN(_GraphRecommender):
 # --------------------------------------------------------------------------- rating kNN
 _RATING_SIMS = ("msd", "cosine", "pearson", "pearson_baseline")
 _ESTIMATORS = ("basic", "means", "baseline")
+#: (user, item) pairs per KNNRating scoring block (~2M: a few tens of MB of temporaries)
+_PAIRS_PER_BLOCK = 2**21
 
 
 def als_baselines(
@@ -891,7 +893,9 @@ class KNNRating(Recommender):
 
     Notes
     -----
-    ``recommend`` ranks by predicted rating. ``predict(users, items)`` takes raw ids.
+    ``predict(users, items)`` takes raw ids and returns ratings clipped to the training
+    range. ``recommend`` and ``score`` use the unclipped estimate r̂: clipping would tie every
+    item estimated beyond the top of the scale, and ties are broken by item index.
     """
 
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
@@ -1059,6 +1063,17 @@ class KNNRating(Recommender):
             float(self.reg_users) + np.diff(rows.indptr)
         )
 
+    @property
+    def _batch_size(self) -> int:  # type: ignore[misc, override]
+        """Users per dense block: a block makes several arrays of ``users x n_items`` pairs
+        (int64 indices, float64 estimates), so keep it near ``_PAIRS_PER_BLOCK`` pairs."""
+        n_items = len(self.items_) if self.is_fitted else 1
+        return max(1, min(1024, _PAIRS_PER_BLOCK // max(1, n_items)))
+
+    def _clip(self, est: np.ndarray) -> np.ndarray:
+        lo, hi = self.rating_range_
+        return np.clip(est, lo, hi)
+
     def _estimate(
         self,
         uidx: np.ndarray,
@@ -1066,7 +1081,7 @@ class KNNRating(Recommender):
         rows: sp.csr_matrix | None = None,
         user_bias: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(rating estimates, neighbours used) of pairs; ``rows`` given: new users."""
+        """(unclipped rating estimates, neighbours used) of pairs; ``rows`` given: new users."""
         if rows is None:
             ctx, graph = self._train_context()
             bu = self.user_bias_
@@ -1108,8 +1123,7 @@ class KNNRating(Recommender):
             else:
                 base = self.global_mean_ + bu[uidx] + self.item_bias_[iidx]
             est = base + np.where(ok, part, 0.0)
-        lo, hi = self.rating_range_
-        return np.clip(est, lo, hi), used
+        return est, used
 
     def _new_user_graph(self, rows: sp.csr_matrix, bu: np.ndarray) -> sp.csr_matrix:
         r = _csr32(rows)
@@ -1159,9 +1173,10 @@ class KNNRating(Recommender):
         uidx = self.users_.index(users)
         iidx = self.items_.index(items)
         uidx, iidx = _broadcast_pairs(uidx, iidx)
-        return self._estimate(uidx, iidx)[0]
+        return self._clip(self._estimate(uidx, iidx)[0])
 
     def _score_pairs(self, uidx: np.ndarray, iidx: np.ndarray) -> np.ndarray:
+        # ranking score: the unclipped estimate (see Notes)
         return self._estimate(uidx, iidx)[0].astype(np.float32)
 
     def _score_block(self, user_indices: np.ndarray | None, rows: sp.csr_matrix) -> np.ndarray:
@@ -1208,7 +1223,7 @@ class KNNRating(Recommender):
         common, sims, res = common[order], sims[order], res[order]
         contrib = sims * res / sims.sum() if sims.size else sims
         vocab = self.users_ if self.user_based else self.items_
-        score = float(self._estimate(np.asarray([u]), np.asarray([i]))[0][0])
+        score = float(self._clip(self._estimate(np.asarray([u]), np.asarray([i]))[0])[0])
         return _sorted_explanation(
             user, item, score, vocab.ids(common), contrib, "user" if self.user_based else "item"
         )
