@@ -27,15 +27,59 @@ using carray = py::array_t<T, py::array::c_style>;
 
 sgemm_fn g_sgemm = nullptr;
 
+void require(bool ok, const std::string &message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+// Installs scipy's sgemm (scipy.linalg.cython_blas.__pyx_capi__["sgemm"]). The capsule's
+// name is the C signature Cython gives it: anything else (dgemm, another capsule) would be
+// called with the wrong arguments, so it is refused.
 void set_blas(py::capsule sgemm_capsule) {
     const char *name = PyCapsule_GetName(sgemm_capsule.ptr());
+    const std::string sig = name ? name : "";
+    const std::string single = "cython_blas_s *";
+    require(sig.rfind("void (char *, char *, int *, int *, int *, ", 0) == 0 &&
+                sig.find(single) != std::string::npos &&
+                sig.find("cython_blas_d *") == std::string::npos &&
+                sig.find("cython_blas_c *") == std::string::npos &&
+                sig.find("cython_blas_z *") == std::string::npos,
+            "set_blas needs scipy.linalg.cython_blas.__pyx_capi__['sgemm']");
     void *ptr = PyCapsule_GetPointer(sgemm_capsule.ptr(), name);
     if (!ptr) throw py::error_already_set();
     g_sgemm = reinterpret_cast<sgemm_fn>(ptr);
 }
 
-void require(bool ok, const std::string &message) {
-    if (!ok) throw std::invalid_argument(message);
+// An array the kernel writes into: it must already be a C-contiguous array of T (a converted
+// copy would silently swallow the updates) and writeable.
+template <class T>
+carray<T> output_array(const py::object &obj, const std::string &name) {
+    require(carray<T>::check_(obj), name + " must be a C-contiguous " +
+                                        py::str(py::dtype::of<T>()).cast<std::string>() +
+                                        " array (it is updated in place)");
+    auto a = obj.cast<carray<T>>();
+    require(a.writeable(), name + " must be writeable (it is updated in place)");
+    return a;
+}
+
+// The structure of a CSR with n rows over n_cols columns: indptr starts at 0, never
+// decreases and ends at nnz (all checked before any row is walked, so a bad indptr cannot make
+// the index scan read outside `idx`), every index in [0, n_cols), and per row the indices are
+// in any order (order 0), non-decreasing (1) or strictly increasing (2). O(n + nnz); messages
+// are only built on failure.
+void check_csr_structure(const int64_t *p, int64_t n, const int32_t *idx, int64_t nnz,
+                         int64_t n_cols, int order, const std::string &name) {
+    require(p[0] == 0 && p[n] == nnz, name + " indptr does not match indices");
+    for (int64_t r = 0; r < n; ++r)
+        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
+    for (int64_t r = 0; r < n; ++r) {
+        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
+            if (idx[j] < 0 || idx[j] >= n_cols)
+                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
+            if (order > 0 && j > p[r] && (order == 1 ? idx[j - 1] > idx[j] : idx[j - 1] >= idx[j]))
+                require(false, name + (order == 1 ? " indices must be sorted per row"
+                                                  : " indices must be sorted and unique per row"));
+        }
+    }
 }
 
 // Validates an exclusion CSR (n_rows + 1 indptr, sorted in-range indices) and a mask.
@@ -47,19 +91,10 @@ Exclusions make_exclusions(const py::object &indptr_obj, const py::object &indic
         auto indices = indices_obj.cast<carray<int32_t>>();
         require(indptr.ndim() == 1 && indptr.shape(0) == n + 1,
                 "exclude indptr must have n_rows + 1 = " + std::to_string(n + 1) + " entries");
+        require(indices.ndim() == 1, "exclude indices must be 1-D");
         const int64_t *p = indptr.data();
         const int32_t *idx = indices.data();
-        require(p[0] == 0 && p[n] == indices.shape(0), "exclude indptr does not match indices");
-        // O(nnz) checks; messages are only built on failure.
-        for (int64_t r = 0; r < n; ++r) {
-            if (p[r] > p[r + 1]) require(false, "exclude indptr must be non-decreasing");
-            for (int64_t j = p[r]; j < p[r + 1]; ++j) {
-                if (idx[j] < 0 || idx[j] >= m)
-                    require(false, "exclude index out of range [0, " + std::to_string(m) + ")");
-                if (j > p[r] && idx[j - 1] > idx[j])
-                    require(false, "exclude indices must be sorted per row");
-            }
-        }
+        check_csr_structure(p, n, idx, indices.shape(0), m, 1, "exclude");
         ex.indptr = p;
         ex.indices = idx;
     }
@@ -157,16 +192,7 @@ CsrF check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices,
             name + " indices and data must be 1-D of equal length");
     const int64_t *p = indptr.data();
     const int32_t *idx = indices.data();
-    require(p[0] == 0 && p[n_rows] == indices.shape(0), name + " indptr does not match indices");
-    for (int64_t r = 0; r < n_rows; ++r) {
-        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
-        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
-            if (idx[j] < 0 || idx[j] >= n_cols)
-                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
-            if (sorted && j > p[r] && idx[j - 1] >= idx[j])
-                require(false, name + " indices must be sorted and unique per row");
-        }
-    }
+    check_csr_structure(p, n_rows, idx, indices.shape(0), n_cols, sorted ? 2 : 0, name);
     return CsrF{p, idx, data.data()};
 }
 
@@ -407,19 +433,8 @@ void check_csr(const carray<int64_t> &indptr, const carray<int32_t> &indices, in
     const std::string name(what);
     require(indptr.ndim() == 1 && indptr.shape(0) >= 1, name + " indptr must be 1-D, non-empty");
     require(indices.ndim() == 1, name + " indices must be 1-D");
-    const int64_t n = indptr.shape(0) - 1;
-    const int64_t *p = indptr.data();
-    const int32_t *idx = indices.data();
-    require(p[0] == 0 && p[n] == indices.shape(0), name + " indptr does not match indices");
-    for (int64_t r = 0; r < n; ++r) {
-        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
-        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
-            if (idx[j] < 0 || idx[j] >= n_cols)
-                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
-            if (sorted && j > p[r] && idx[j - 1] >= idx[j])
-                require(false, name + " indices must be sorted and unique within rows");
-        }
-    }
+    check_csr_structure(indptr.data(), indptr.shape(0) - 1, indices.data(), indices.shape(0),
+                        n_cols, sorted ? 2 : 0, name);
 }
 
 template <typename T>
@@ -527,7 +542,13 @@ py::tuple bpr_epoch_py(carray<int64_t> indptr, carray<int32_t> indices, carray<i
     require(samples >= 0, "samples must be >= 0");
     require(U.writeable() && V.writeable(), "factors must be writeable");
     py::object keep = py::none();
-    float *b = const_cast<float *>(optional_bias(bias, m, keep));
+    float *b = nullptr;
+    if (!bias.is_none()) {  // updated in place: no conversion
+        auto out = output_array<float>(bias, "item bias");
+        require(out.ndim() == 1 && out.shape(0) == m, "item bias must have one entry per item");
+        keep = out;
+        b = out.mutable_data();
+    }
     float *u = U.mutable_data();
     float *v = V.mutable_data();
     BprStats stats;
@@ -573,18 +594,9 @@ hybrid::Csr hybrid_csr(const carray<int64_t> &indptr, const carray<int32_t> &ind
     const int64_t rows = indptr.shape(0) - 1;
     const int64_t *p = indptr.data();
     const int32_t *idx = indices.data();
-    require(p[0] == 0 && p[rows] == indices.shape(0), name + " indptr does not match indices");
     if (data) require(data->ndim() == 1 && data->shape(0) == indices.shape(0),
                       name + " data must have one value per index");
-    for (int64_t r = 0; r < rows; ++r) {
-        if (p[r] > p[r + 1]) require(false, name + " indptr must be non-decreasing");
-        for (int64_t j = p[r]; j < p[r + 1]; ++j) {
-            if (idx[j] < 0 || idx[j] >= n_cols)
-                require(false, name + " index out of range [0, " + std::to_string(n_cols) + ")");
-            if (sorted && j > p[r] && idx[j - 1] >= idx[j])
-                require(false, name + " indices must be sorted and distinct per row");
-        }
-    }
+    check_csr_structure(p, rows, idx, indices.shape(0), n_cols, sorted ? 2 : 0, name);
     hybrid::Csr m;
     m.indptr = p;
     m.indices = idx;
@@ -832,7 +844,7 @@ void explicit_als_solve_py(carray<int64_t> indptr, carray<int32_t> indices, carr
     float *pwb = nullptr;
     if (biased) {
         ob = other_bias.cast<carray<float>>();
-        wb = own_bias.cast<carray<float>>();
+        wb = output_array<float>(own_bias, "own_bias");
         require(ob.ndim() == 1 && ob.shape(0) == n_cols, "other_bias must have n_cols entries");
         require(wb.ndim() == 1 && wb.shape(0) == n_rows && wb.writeable(),
                 "own_bias must be a writeable float32 array with n_rows entries");
@@ -887,7 +899,7 @@ SvdArgs svd_args(const carray<int32_t> &users, const carray<int32_t> &items,
     const float *h = hp.data();
     SvdArgs out{f, SvdRates{h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]}};
     if (!shuffle_state.is_none()) {
-        auto st = shuffle_state.cast<carray<uint64_t>>();
+        auto st = output_array<uint64_t>(shuffle_state, "shuffle_state");
         require(st.ndim() == 1 && st.shape(0) == 1 && st.writeable(),
                 "shuffle_state must be a writeable uint64 array of length 1");
         out.keep = st;
@@ -1104,7 +1116,12 @@ PYBIND11_MODULE(_core, m) {
           py::arg("loss"), py::arg("learning_rate"), py::arg("user_alpha"),
           py::arg("max_sampled"), py::arg("seed"), py::arg("num_threads"),
           "Fold-in of new users with item parameters fixed.");
-    m.def("hybrid_warp_rank", &hybrid::warp_rank_estimate, py::arg("n_items"), py::arg("trials"),
+    m.def("hybrid_warp_rank",
+          [](int64_t n_items, int64_t trials) {
+              require(n_items >= 1 && trials >= 1, "n_items and trials must be >= 1");
+              return hybrid::warp_rank_estimate(n_items, trials);
+          },
+          py::arg("n_items"), py::arg("trials"),
           "WARP's rank estimate floor((n_items - 1) / trials).");
     m.def("svd_epoch", &svd_epoch_py, py::arg("users").noconvert(),
           py::arg("items").noconvert(), py::arg("ratings").noconvert(), py::arg("bu").noconvert(),

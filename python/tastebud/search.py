@@ -70,12 +70,23 @@ def blas_single_thread() -> Any:
 
 
 def resolve_threads(num_threads: int) -> int:
-    """``num_threads`` validated; 0 means all cores."""
+    """``num_threads`` validated; 0 means all cores.
+
+    At most ``max(64, 16 x cores)``: more threads than that cannot speed up a compute kernel,
+    and OpenMP ends the whole process (no Python exception) when it cannot create them.
+    """
     if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
         raise TypeError(f"num_threads must be an int >= 0; got {num_threads!r}.")
+    cores = os.cpu_count() or 1
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0 (0 = all cores); got {num_threads}.")
-    return int(num_threads) if num_threads else (os.cpu_count() or 1)
+    limit = max(64, 16 * cores)
+    if num_threads > limit:
+        raise ValueError(
+            f"num_threads must be at most {limit} on this machine ({cores} cores); got "
+            f"{num_threads}."
+        )
+    return int(num_threads) if num_threads else cores
 
 
 def _float_matrix(x: Any, name: str, allow_neg_inf: bool = False) -> np.ndarray:
@@ -415,8 +426,8 @@ def _vector_topk(
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int >= 1; got {k!r}.")
-    if k < 1:
-        raise ValueError(f"k must be >= 1; got {k}.")
+    if not 1 <= k < 2**31:
+        raise ValueError(f"k must be in [1, 2^31); got {k}.")
     return int(k)
 
 

@@ -214,3 +214,26 @@ def test_evaluate_errors(client):
         evaluate(Popularity().fit(TRAIN), TRAIN, TEST, metrics=("mae",), client=client)
     with pytest.raises(TypeError, match="Interactions"):
         evaluate(model, TRAIN.matrix, TEST, client=client)
+
+
+def test_recommend_all_hybrid_equals_recommend(client):
+    """Hybrid's derived state (entity vectors) is rebuilt on the workers."""
+    from tastebud import Hybrid
+
+    model = Hybrid(factors=8, epochs=3, random_state=0, num_threads=1)
+    model.fit(TRAIN, show_progress=False)
+    got = recommend_all(model, k=5, client=client, partition_size=50)
+    _assert_frames_equal(client.compute(got).result(), _expected(model, TRAIN.users.ids_array, 5))
+
+
+def test_models_reading_other_users_rows_are_refused():
+    from tastebud import Blend, ItemKNN, KNNRating, UserKNN
+
+    ratings = datasets.synthetic(60, 40, 900, random_state=1).ratings
+    for model in (
+        UserKNN(neighbors=5).fit(TRAIN),
+        KNNRating().fit(ratings),
+        Blend([Popularity(), ItemKNN()]).fit(TRAIN),
+    ):
+        with pytest.raises(TypeError, match="other users' training rows"):
+            model_state(model)

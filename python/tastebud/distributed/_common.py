@@ -22,9 +22,21 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+#: Threads per task: an absolute bound only (the workers may have more cores than this
+#: machine, so the client cannot check against their cores).
+_MAX_TASK_THREADS = 4096
+
+
 def check_num_threads(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"num_threads must be an int >= 0 (0 = all cores); got {value!r}.")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value <= _MAX_TASK_THREADS
+    ):
+        raise ValueError(
+            f"num_threads must be an int in [0, {_MAX_TASK_THREADS}] (0 = all cores); "
+            f"got {value!r}."
+        )
     return int(value)
 
 

@@ -69,7 +69,9 @@ def recommend_all(
     Parameters
     ----------
     model : Recommender
-        A fitted model (any tastebud model; its class must be importable on the workers).
+        A fitted model whose class is importable on the workers. Every tastebud model
+        except ``UserKNN``, ``KNNRating`` and ``Blend``, which read other users' training
+        rows when they score a user (``TypeError``).
     users : array of raw user ids, optional
         Default: every user the model knows. Unknown ids raise ``KeyError``.
     k : int

@@ -87,6 +87,12 @@ def model_state(model: Recommender) -> dict[str, Any]:
         raise TypeError(f"model must be a tastebud Recommender; got {type(model).__name__}.")
     model._check_fitted()
     cls = type(model)
+    if cls._needs_all_training_rows:
+        raise TypeError(
+            f"{cls.__name__} reads other users' training rows when it scores a user, and "
+            "tastebud.distributed sends each partition only its own users' rows: use "
+            "model.recommend / tastebud.evaluate in one process for this model."
+        )
     header = {
         "class": cls.__name__,
         "module": cls.__module__,
@@ -133,6 +139,7 @@ def _build(state: dict[str, Any]) -> Recommender:
     for attr in cls._fitted_arrays:
         setattr(model, attr, arrays.get(f"state__{attr}"))
     model._set_extra_state(header["extra"])
+    model._validate_loaded()  # also rebuilds derived state (e.g. Hybrid's entity vectors)
     return model
 
 

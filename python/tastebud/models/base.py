@@ -195,6 +195,10 @@ class Recommender:
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
     #: rows of users scored per batch by the dense-block path
     _batch_size: ClassVar[int] = 1024
+    #: True when scoring a user reads other users' training rows (or the whole training
+    #: matrix): tastebud.distributed ships each partition only its own users' rows, so such
+    #: models are refused there
+    _needs_all_training_rows: ClassVar[bool] = False
 
     users_: Vocabulary
     items_: Vocabulary

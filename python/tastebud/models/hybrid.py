@@ -916,6 +916,7 @@ class Blend(Recommender):
     next to the blend's state); no pickle. ``similar_items`` is not defined for a blend.
     """
 
+    _needs_all_training_rows = True  # rebuilt from the whole training matrix
     _fitted_arrays = ("weights_", "components_blob_", "components_sizes_")
 
     def __init__(

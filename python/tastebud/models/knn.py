@@ -709,6 +709,7 @@ class UserKNN(_GraphRecommender):
         0 = all cores.
     """
 
+    _needs_all_training_rows = True  # neighbours' rows are read at scoring time
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         *_GraphRecommender._fitted_arrays,
         "idf_",
@@ -898,6 +899,7 @@ class KNNRating(Recommender):
     item estimated beyond the top of the scale, and ties are broken by item index.
     """
 
+    _needs_all_training_rows = True  # neighbours' rows are read at scoring time
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "similarity_indptr_",
         "similarity_indices_",
