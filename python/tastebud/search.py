@@ -426,8 +426,10 @@ def _vector_topk(
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int >= 1; got {k!r}.")
-    if not 1 <= k < 2**31:
-        raise ValueError(f"k must be in [1, 2^31); got {k}.")
+    if k < 1:
+        raise ValueError(f"k must be >= 1; got {k}.")
+    if k >= 2**31:
+        raise ValueError(f"k must be < 2^31; got {k}.")
     return int(k)
 
 
