@@ -251,7 +251,9 @@ def run_spark(train: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]
         items[itf["id"].to_numpy()] = np.stack(itf["features"].to_numpy())
         iterations = args.spark_iterations or args.iterations
         return {
-            "engine": f"Spark MLlib ALS, local[2] ({iterations} iterations)",
+            # s_per_iter: the whole fit (JVM-side start-up and collecting the factors
+            # included) / iterations; compare fit_s (fit_vs_dask) rather than s_per_iter.
+            "engine": f"Spark MLlib ALS, local[2] ({iterations} iterations, s/iter = fit / iterations)",
             "s_per_iter": total / iterations,
             "fit_s": total,
             "ndcg@10": ndcg_from_factors(users, items, train, test),
@@ -357,19 +359,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  spark: could not run: {type(exc).__name__}: {exc}")
             als_rows.append({"engine": "Spark MLlib ALS, local[2]", "error": repr(exc)})
     base = als_rows[0]["s_per_iter"]
-    dask_time = als_rows[1]["s_per_iter"]
+    dask_time, dask_fit = als_rows[1]["s_per_iter"], als_rows[1]["fit_s"]
     for r in als_rows:
         if "s_per_iter" in r:
             r["vs_single"] = r["s_per_iter"] / base
             r["vs_dask"] = r["s_per_iter"] / dask_time
             r["overhead_%"] = 100.0 * (r["vs_single"] - 1.0)
+            # Whole fits (start-up, placement, collecting the factors included) on both
+            # sides: the fair basis against Spark, whose per-iteration time is not observable.
+            r["fit_vs_dask"] = r["fit_s"] / dask_fit
     print_table(
         f"ALS rank 64, {args.iterations} iterations, {train.n_users} x {train.n_items}, "
         f"{train.nnz} train interactions (max |dask - single| factor diff {diff:.2e}; "
         f"{args.repeats} interleaved repeats, paired dask/single per repeat "
         f"{', '.join(f'{v:.3f}' for v in paired)})",
         als_rows,
-        ["engine", "s_per_iter", "fit_s", "ndcg@10", "vs_single", "overhead_%", "vs_dask"],
+        [
+            "engine",
+            "s_per_iter",
+            "fit_s",
+            "ndcg@10",
+            "vs_single",
+            "overhead_%",
+            "vs_dask",
+            "fit_vs_dask",
+        ],
     )
     print_table(
         f"recommend_all top-10 to Parquet, {train.n_users} users",
