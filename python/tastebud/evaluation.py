@@ -1,8 +1,9 @@
 """Offline evaluation: ``evaluate`` one model, ``compare`` several on one split, ``cross_validate``.
 
-The protocol is DESIGN.md's: recommend top-``k`` for every user with test items, excluding
-the user's training items, and average the metrics over those users. Everything is computed
-on index arrays with the metric kernels; the model is asked for recommendations in batches.
+The protocol (the one every tastebud evaluation and benchmark uses): recommend top-``k`` for
+every user with test items, excluding the user's training items, and average the metrics over
+those users. Everything is computed on index arrays with the metric kernels; the model is
+asked for recommendations in batches.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def random_holdout(
     min_interactions: int = 5,
     random_state: int | np.random.Generator | None = 42,
 ) -> tuple[Interactions, Interactions]:
-    """Per-user random holdout (the shared protocol of DESIGN.md).
+    """Per-user random holdout (the split of tastebud's evaluation protocol and benchmarks).
 
     Each user with at least ``min_interactions`` interactions puts
     ``max(1, round(test_fraction * n_u))`` random ones in test (rounding half up), but at

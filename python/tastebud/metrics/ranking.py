@@ -14,7 +14,7 @@ Inputs shared by every function
     must be finite and ``>= 0`` (explicit zeros are ignored).
 
 Users with no relevant item (``|T_u| = 0``) get NaN and are left out of the mean
-(the protocol of DESIGN.md: "metrics over users with test items"); pass
+(tastebud's evaluation protocol: metrics over users with test items); pass
 ``empty="zero"`` to score them 0 and count them instead.
 
 The per-user work is one fused Numba pass (:func:`ranking_metrics`): every
@@ -190,14 +190,17 @@ def ranking_metrics(
         Graded gain of value :math:`v`: :math:`2^v - 1` (Burges; ranx ``ndcg_burges``)
         or :math:`v` (Järvelin; ranx ``ndcg``, scikit-learn ``ndcg_score``).
     precision_denominator : {"k", "returned"}, default "k"
-        ``"k"``: hits / k even when the list is shorter or padded (DESIGN.md).
+        ``"k"``: hits / k even when the list is shorter or padded (what
+        :mod:`tastebud.evaluation` uses).
         ``"returned"``: hits / number of non-empty slots among the first k (0 for an
         empty list), the convention of libraries that divide by the list length.
     recall_denominator : {"relevant", "min_k"}, default "relevant"
-        ``"relevant"``: hits / :math:`|T_u|` (DESIGN.md, ranx). ``"min_k"``: hits /
-        :math:`\min(k, |T_u|)` (a.k.a. "R-precision-style" recall of some libraries).
+        ``"relevant"``: hits / :math:`|T_u|` (:mod:`tastebud.evaluation`, ranx).
+        ``"min_k"``: hits / :math:`\min(k, |T_u|)` (a.k.a. "R-precision-style" recall of some
+        libraries).
     map_denominator : {"min_k", "relevant"}, default "min_k"
-        AP denominator: :math:`\min(k, |T_u|)` (DESIGN.md) or :math:`|T_u|` (ranx ``map``).
+        AP denominator: :math:`\min(k, |T_u|)` (:mod:`tastebud.evaluation`) or :math:`|T_u|`
+        (ranx ``map``).
     empty : {"nan", "zero"}, default "nan"
         Value for users with :math:`|T_u| = 0`. NaN values are excluded from means.
 
@@ -292,7 +295,7 @@ def precision_at_k(
     r"""Precision at k: :math:`P@k = \frac{1}{k}\sum_{i=1}^{k} rel_i`.
 
     The denominator is the requested ``k`` even when a list is shorter than k or
-    padded with -1 (DESIGN.md; ranx divides by ``k`` as well). With
+    padded with -1 (as in :mod:`tastebud.evaluation`; ranx divides by ``k`` as well). With
     ``denominator="returned"`` it is the number of non-empty slots among the first
     ``k`` instead (0 for an empty list).
     """
@@ -313,7 +316,8 @@ def recall_at_k(
 ) -> float | np.ndarray:
     r"""Recall at k: :math:`R@k = \frac{1}{|T_u|}\sum_{i=1}^{k} rel_i`.
 
-    ``denominator="relevant"`` (default) divides by :math:`|T_u|` (DESIGN.md, ranx);
+    ``denominator="relevant"`` (default) divides by :math:`|T_u|` (:mod:`tastebud.evaluation`,
+    ranx);
     ``denominator="min_k"`` divides by :math:`\min(k, |T_u|)` so a perfect list
     scores 1 even when :math:`|T_u| > k` (the convention of some libraries).
     """
@@ -380,7 +384,8 @@ def map_at_k(
 ) -> float | np.ndarray:
     r"""Mean average precision at k.
 
-    :math:`AP@k = \frac{1}{\min(k, |T_u|)} \sum_{i=1}^{k} P@i \cdot rel_i` (DESIGN.md);
+    :math:`AP@k = \frac{1}{\min(k, |T_u|)} \sum_{i=1}^{k} P@i \cdot rel_i` (as in
+    :mod:`tastebud.evaluation`);
     MAP@k is its mean over users. ``denominator="relevant"`` divides by
     :math:`|T_u|` instead (ranx ``map@k``, trec_eval).
     """
