@@ -9,7 +9,7 @@ Data: an implicit matrix of ``200,000 * scale`` users x ``50,000 * scale`` items
 ``10M * scale`` interactions and planted structure (genre preferences + Zipf popularity;
 ``--generator fast``, O(nnz)), or ``tastebud.data.datasets.synthetic`` (``--generator
 synthetic``; its Gumbel-top-k sampling is O(users x items), about 20 minutes at scale 1 on
-2 cores). Binarised, per-user 20% random holdout, seed 42 (the DESIGN protocol).
+2 cores). Binarised, per-user 20% random holdout, seed 42 (``split.random_holdout``).
 
 Measured (same split, same 2 cores for everyone):
 
@@ -22,9 +22,27 @@ Measured (same split, same 2 cores for everyone):
 * ``recommend_all`` of every user to Parquet: Dask (2 x 1) vs single process (2 threads:
   ``recommend`` + ``to_frame`` + ``to_parquet``).
 
+Compare Spark on ``fit_s`` (``fit_vs_dask``): its per-iteration time is not observable, so
+its ``s_per_iter`` is the whole fit (start-up and collecting the factors included) divided by
+the iterations.
+
 Spark's ``regParam`` is scaled by each user's (item's) number of interactions (ALS-WR);
 tastebud's ``regularization`` is not (``regularization_exponent=0``). Both get 0.05, as the
 issue asks; the NDCG column shows what that means for quality.
+
+Spark's best configuration needs a native BLAS/LAPACK: without a system ``libblas.so.3`` and
+``liblapack.so.3`` its netlib layer logs "dlopen(libblas.so.3) failed" and falls back to pure
+Java. Where none is installed, any unprefixed OpenBLAS will do, e.g. the one faiss-cpu bundles::
+
+    mkdir -p /tmp/nativeblas && L=$(python -c "import faiss, pathlib; print(pathlib.Path(
+        faiss.__file__).parent.parent / 'faiss_cpu.libs')")
+    for f in "$L"/*.so*; do ln -sf "$f" /tmp/nativeblas/; done
+    ln -sf "$L"/libopenblas*.so /tmp/nativeblas/libblas.so.3
+    ln -sf "$L"/libopenblas*.so /tmp/nativeblas/liblapack.so.3
+    LD_LIBRARY_PATH=/tmp/nativeblas OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+        python benchmarks/compare_peers.py distributed --scale 1
+
+(one BLAS thread per Spark task, as implicit gets elsewhere in these benchmarks).
 """
 
 from __future__ import annotations
