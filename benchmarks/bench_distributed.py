@@ -141,7 +141,7 @@ def make_split(args: argparse.Namespace) -> tuple[Any, Any]:
 def ndcg_from_factors(
     user_factors: np.ndarray, item_factors: np.ndarray, train: Any, test: Any
 ) -> float:
-    """NDCG@10 of dot-product scores, training items excluded (the DESIGN protocol)."""
+    """NDCG@10 of dot-product scores, training items excluded (as tastebud.evaluation)."""
     from tastebud import metrics as M
     from tastebud.search import topk
 

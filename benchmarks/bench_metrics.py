@@ -13,7 +13,7 @@ or through pytest-benchmark (skipped by default by ``--benchmark-skip``)::
 Data (seed 42): ``n_items`` = 20,000, 100 ranked items per user and 1–50 relevant
 items per user, both drawn from the same long-tailed popularity distribution so
 lists get hits. Every implementation computes the same five per-user arrays at
-k = 10 (DESIGN.md definitions); the script checks they agree before timing.
+k = 10 (the definitions of tastebud.metrics); the script checks they agree before timing.
 
 - tastebud: :func:`tastebud.metrics.ranking_metrics` (validation included); first
   call includes Numba JIT compilation, then the median of 5 warm calls.

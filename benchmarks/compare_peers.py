@@ -271,7 +271,7 @@ def _implicit_split(name: str, args: argparse.Namespace) -> tuple[Any, Any, str]
 def _topn_metrics(
     rec: np.ndarray, test: sp.csr_matrix, users: np.ndarray, k: int
 ) -> dict[str, float]:
-    """DESIGN.md: precision@k = hits/k; NDCG@k binary, ideal over min(k, |test_u|)."""
+    """precision@k = hits/k (as tastebud.metrics); NDCG@k binary, ideal over min(k, |test_u|)."""
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     prec, ndcg = [], []
     for r, u in enumerate(users):
@@ -711,7 +711,7 @@ def bench_item2vec(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- ALS / BPR
 def _mf_splits(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
-    """(label, train, test) per data set: DESIGN protocol (binarised, per-user 20%, seed 42)."""
+    """(label, train, test) per data set: binarised, per-user 20% holdout, seed 42."""
     from tastebud.data import datasets, split
 
     out = []
@@ -1813,7 +1813,7 @@ def bench_content(args: argparse.Namespace) -> None:
         "n_untied": int(untied.sum()),
     }
 
-    # ---- 2. recommendation quality on the DESIGN split
+    # ---- 2. recommendation quality on the per-user 20% holdout (seed 42)
     train, test = split.random_holdout(inter, test_fraction=0.2, random_state=42)
     users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     relevant = test.matrix[users]
@@ -2005,7 +2005,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tune", action="store_true", help="grid on a validation split of train")
     p.set_defaults(func=bench_item2vec)
     for fam, fn, iters in (("als", bench_als, 15), ("bpr", bench_bpr, 100)):
-        p = sub.add_parser(fam, help=f"{fam.upper()} vs implicit (DESIGN protocol)")
+        p = sub.add_parser(fam, help=f"{fam.upper()} vs implicit (binarised, per-user 20% holdout)")
         p.add_argument("--data-dir", default="../shared/data")
         p.add_argument(
             "--datasets", nargs="+", default=["ml-100k", "ml-latest-small", "synthetic"],

@@ -408,7 +408,7 @@ def _train(
 
 #: deterministic kernel: call it with one chunk (cached)
 sgns_train_serial = numba.njit(cache=True, nogil=True)(_train)
-#: Hogwild kernel, one chunk per thread (uncached: STYLE.md §5, numba#7518)
+#: Hogwild kernel, one chunk per thread (uncached: numba#7518, parallel kernels cannot be cached)
 sgns_train_parallel = numba.njit(cache=False, nogil=True, parallel=True)(_train)
 
 

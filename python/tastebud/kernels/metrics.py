@@ -2,7 +2,7 @@
 
 Every kernel is a module-level pure function over contiguous arrays that were
 validated at the Python boundary (``tastebud.metrics._checks``). Each one is
-compiled twice from the same Python function (STYLE.md §5): a serial, cached
+compiled twice from the same Python function: a serial, cached
 dispatcher (``*_serial``) and a ``parallel=True`` uncached one
 (``*_parallel``). Nothing is compiled at import time: there are no eager
 signatures.

@@ -1,7 +1,7 @@
 """Numba kernels behind the explicit-feedback models of :mod:`tastebud.models.mf`.
 
 Every kernel is a module-level pure function over contiguous arrays validated at the Python
-boundary. Following STYLE.md §5, each epoch kernel is compiled twice from the same Python
+boundary. Each epoch kernel is compiled twice from the same Python
 function: a serial, cached dispatcher (``*_serial``, deterministic) and a ``parallel=True``
 uncached one (``*_parallel``, Hogwild: Niu et al. 2011, "Hogwild!: A lock-free approach to
 parallelizing stochastic gradient descent"). Nothing is compiled at import time.
@@ -11,7 +11,7 @@ Floating-point contract
 The kernels are generic over the float type of the factor arrays (float32 in the models,
 float64 in some tests). All hyperparameters arrive in one array ``hp`` of that same dtype, so
 no operation silently promotes to float64. ``fastmath`` is confined to the arithmetic
-leaves (the dot product and the factor step, STYLE.md §5), and the epoch kernels take an
+leaves (the dot product and the factor step), and the epoch kernels take an
 ``exact`` flag that swaps them for plain left-to-right versions: with ``exact=True`` a
 serial SVD epoch equals the plain-Python reference of ``tests/reference/mf_reference.py``
 bit for bit, which pins down the visiting order and every update formula; the fast leaves
@@ -57,7 +57,7 @@ def _chunk_bounds(c, n_chunks, n):  # pragma: no cover - compiled
     return (c * n) // n_chunks, ((c + 1) * n) // n_chunks
 
 
-#: fastmath flags of the arithmetic leaves (STYLE.md §5: no nnan/ninf).
+#: fastmath flags of the arithmetic leaves (no nnan/ninf: NaN and inf must stay detectable).
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 

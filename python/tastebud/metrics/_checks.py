@@ -1,7 +1,7 @@
 """Input validation and small shared helpers for :mod:`tastebud.metrics`.
 
 Everything a kernel relies on is checked here, vectorized, before any kernel
-runs (STYLE.md §6): shapes, dtypes, index ranges, duplicates, NaN.
+runs: shapes, dtypes, index ranges, duplicates, NaN.
 """
 
 from __future__ import annotations

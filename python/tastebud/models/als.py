@@ -144,7 +144,7 @@ class ALS(PopularityFallback, Recommender):
     variables, so the training loss never increases. CG with few steps is not monotone in
     general but converges to the same fixed points and is much faster.
 
-    Settings used on ml-100k (DESIGN protocol: binarised, per-user 20% holdout, seed 42;
+    Settings used on ml-100k (binarised, per-user 20% holdout, seed 42;
     64 factors, 15 iterations, CG with 3 steps). The protocol's ``regularization=0.05,
     alpha=1`` gives NDCG@10 0.354 (implicit: 0.346). The iALS options of Rendle et al. help a
     lot: ``unobserved_weight=0.3, regularization_exponent=1, regularization=0.02`` gives
