@@ -1,6 +1,6 @@
 """Plain-Python reference implementations of tastebud.metrics.
 
-Written straight from the definitions in DESIGN.md and the docstrings, one user
+Written straight from the textbook definitions and the docstrings, one user
 at a time, with Python lists, sets and dicts — slow and obvious on purpose.
 Inputs: ``recommended`` as a list of lists (``-1`` = empty slot), ``relevant``
 as a list of ``{item: gain}`` dicts (gains > 0). Per-user results use ``nan``
