@@ -777,14 +777,18 @@ def _implicit_mf(args: argparse.Namespace, family: str) -> Any:
     if family == "als":
         from implicit.cpu.als import AlternatingLeastSquares
 
+        # implicit's confidence is alpha * r, tastebud's 1 + alpha * r: --implicit-alpha 2
+        # gives implicit the weighting tastebud's alpha 1 means (default: the same value).
         return AlternatingLeastSquares(
-            factors=64, regularization=0.05, alpha=1.0, iterations=args.iterations,
+            factors=64, regularization=0.05, iterations=args.iterations,
+            alpha=getattr(args, "implicit_alpha", None) or 1.0,
             calculate_training_loss=False, num_threads=args.threads, random_state=42,
         )  # fmt: skip
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
+    lr = getattr(args, "implicit_learning_rate", None)
     return BayesianPersonalizedRanking(
-        factors=64, learning_rate=args.learning_rate, regularization=0.01,
+        factors=64, learning_rate=args.learning_rate if lr is None else lr, regularization=0.01,
         iterations=args.iterations, num_threads=args.threads, random_state=42,
     )  # fmt: skip
 
@@ -2018,7 +2022,17 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--repeats", type=int, default=3)
         if fam == "bpr":
             p.add_argument("--learning-rate", type=float, default=0.05)
+            p.add_argument(
+                "--implicit-learning-rate", type=float, default=None,
+                help="implicit's learning rate (default: --learning-rate; implicit's own "
+                "default is 0.01)",
+            )  # fmt: skip
         else:
+            p.add_argument(
+                "--implicit-alpha", type=float, default=None,
+                help="implicit's alpha (default 1, the same value; 2 matches tastebud's "
+                "alpha 1, as implicit's confidence is alpha * r)",
+            )  # fmt: skip
             p.add_argument("--ials", action="store_true", help="also run the iALS options")
             p.add_argument("--ials-w0", type=float, default=0.3)
             p.add_argument("--ials-reg", type=float, default=0.02)
