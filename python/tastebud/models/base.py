@@ -298,6 +298,27 @@ class Recommender:
             return scores + bias if bias is not None else scores
         raise NotImplementedError
 
+    def _factor_topk(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        allow: np.ndarray | None,
+        deny: np.ndarray | None,
+        num_threads: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of ``queries . item_embeddings + item_bias`` (factor models)."""
+        return search.topk(
+            queries,
+            self._item_embeddings(),
+            k,
+            exclude=exclude,
+            allow=allow,
+            deny=deny,
+            item_bias=self._item_bias(),
+            num_threads=num_threads,
+        )
+
     def _topk_rows(
         self,
         user_indices: np.ndarray | None,
@@ -309,16 +330,8 @@ class Recommender:
         num_threads: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         if self._factor_scoring:
-            return search.topk(
-                self._user_embeddings(user_indices, rows),
-                self._item_embeddings(),
-                k,
-                exclude=exclude,
-                allow=allow,
-                deny=deny,
-                item_bias=self._item_bias(),
-                num_threads=num_threads,
-            )
+            queries = self._user_embeddings(user_indices, rows)
+            return self._factor_topk(queries, k, exclude, allow, deny, num_threads)
         n = rows.shape[0]
         out_idx = np.empty((n, k), dtype=np.int64)
         out_scores = np.empty((n, k), dtype=np.float32)

@@ -505,16 +505,7 @@ class Item2Vec(Recommender):
         num_threads: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = self._user_embeddings(user_indices, rows)
-        idx, scores = search.topk(
-            queries,
-            self._item_embeddings(),
-            k,
-            exclude=exclude,
-            allow=allow,
-            deny=deny,
-            item_bias=self._item_bias(),
-            num_threads=num_threads,
-        )
+        idx, scores = self._factor_topk(queries, k, exclude, allow, deny, num_threads)
         self._fill_empty(idx, scores, queries, exclude, allow, deny)
         return idx, scores
 
