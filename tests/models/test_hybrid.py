@@ -684,3 +684,20 @@ def test_failed_refit_keeps_previous_model(monkeypatch):
     np.testing.assert_array_equal(after.ids, before.ids)
     np.testing.assert_array_equal(after.scores, before.scores)
     assert model.items_ == TRAIN.items
+
+
+def test_blend_failed_refit_keeps_blend_and_components():
+    from tastebud import ItemKNN
+
+    blend = Blend({"pop": Popularity(), "knn": ItemKNN(neighbors=20)}).fit(TRAIN)
+    before = blend.recommend(TRAIN.users.ids_array[:5], k=5)
+    arr = TRAIN.to_arrays()
+    other = Interactions.from_arrays(arr["user"][::2], arr["item"][::2])
+    blend.models["knn"].set_params(neighbors=-1)  # Popularity refits, then ItemKNN fails
+    with pytest.raises(ValueError, match="neighbors"):
+        blend.fit(other)
+    blend.models["knn"].set_params(neighbors=20)
+    after = blend.recommend(TRAIN.users.ids_array[:5], k=5)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+    assert blend.models["pop"].items_ == TRAIN.items

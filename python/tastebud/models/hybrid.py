@@ -15,6 +15,7 @@ model for users or items with little history.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -1012,18 +1013,24 @@ class Blend(Recommender):
         weights = self._initial_weights(names)
         if data.nnz == 0:
             raise ValueError("interactions are empty: nothing to fit.")
-        for name, m in zip(names, comps, strict=True):
-            if refit or not m.is_fitted:
-                m.fit(data)
-            elif m.users_ != data.users or m.items_ != data.items:
-                raise ValueError(
-                    f"model {name!r} was fitted on other user/item vocabularies than "
-                    "interactions: refit it or use refit=True."
-                )
-        self.users_, self.items_, self.seen_ = data.users, data.items, data.matrix
-        self.weights_ = weights
-        self._names = names
-        self._item_counts = np.diff(sp.csc_matrix(data.matrix).indptr)
+        with contextlib.ExitStack() as restore:
+            # A component that fails leaves the blend and every component as they were (not
+            # some components refitted on the new data next to the old vocabularies).
+            restore.enter_context(_restored_on_error(self))
+            for m in comps:
+                restore.enter_context(_restored_on_error(m))
+            for name, m in zip(names, comps, strict=True):
+                if refit or not m.is_fitted:
+                    m.fit(data)
+                elif m.users_ != data.users or m.items_ != data.items:
+                    raise ValueError(
+                        f"model {name!r} was fitted on other user/item vocabularies than "
+                        "interactions: refit it or use refit=True."
+                    )
+            self.users_, self.items_, self.seen_ = data.users, data.items, data.matrix
+            self.weights_ = weights
+            self._names = names
+            self._item_counts = np.diff(sp.csc_matrix(data.matrix).indptr)
         return self
 
     def _fit(self, interactions: Interactions) -> None:  # pragma: no cover - fit is overridden
