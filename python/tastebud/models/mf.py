@@ -318,7 +318,9 @@ class _RatingModel(Recommender):
         for one user: ``[p, b_u] = argmin sum_i (r_ui - mu - b_i - q_i . (p + z) - b_u)^2 +
         lambda n_u (|p|^2 + b_u^2)``, where ``z`` is SVD++'s implicit sum (else 0). Per-rating
         SGD regularisation adds up to the same ``lambda n_u`` weighting as ALS-WR, so this is
-        the fixed point training would reach for the user. Returns ``p + z``.
+        the point the user's SGD updates approach while the item parameters stay fixed; a
+        few epochs of training stop short of it, so a trained user's own vector and its
+        fold-in differ (and may rank differently). Returns ``p + z``.
         """
         k = self.item_factors_.shape[1]
         n = rows.shape[0]
