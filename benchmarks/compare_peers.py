@@ -1241,6 +1241,17 @@ def _lightfm_topk(model: Any, item_features: Any, train: sp.csr_matrix, users: n
     return topk(q, it, k, exclude=train[users], item_bias=ib.astype(np.float32))[0]
 
 
+def _warp_hybrid(epochs: int, threads: int, seed: int, **extra: Any) -> Any:
+    """tastebud's Hybrid at the settings of the LightFM comparison: 64 factors, WARP,
+    learning rate 0.05 (``extra``: identity_dropout, identity_features, ...)."""
+    from tastebud import Hybrid
+
+    return Hybrid(
+        factors=64, loss="warp", learning_rate=0.05, epochs=epochs, num_threads=threads,
+        random_state=seed, **extra,
+    )  # fmt: skip
+
+
 def _hybrid_cold_split(positives: Any, genres: Any, item_features: Any, seed: int) -> tuple:
     """10% of the items (rng ``seed``) held out of training: (train interactions, their
     item features, held-out columns, users with held-out positives, their held-out positives,
@@ -1272,7 +1283,6 @@ def _choose_identity_dropout(
     """Identity dropout chosen WITHOUT the test hold-out: 10% of the training items (seed 43)
     are held out of a second split of the training data, and the p of the best mean
     NDCG@k over ``seeds`` on those validation items is returned (with the per-p results)."""
-    from tastebud import Hybrid
     from tastebud.search import topk
 
     genres = ml.item_features.align(cold_train.items)
@@ -1284,10 +1294,9 @@ def _choose_identity_dropout(
     for p in grid:
         values = []
         for seed in seeds:
-            model = Hybrid(
-                factors=64, loss="warp", learning_rate=0.05, epochs=epochs, num_threads=threads,
-                random_state=seed, identity_dropout=p,
-            ).fit(v_train, item_features=v_genres, show_progress=False)  # fmt: skip
+            model = _warp_hybrid(epochs, threads, seed, identity_dropout=p).fit(
+                v_train, item_features=v_genres, show_progress=False
+            )
             recs = topk(model.score_items(v_new, users), k=k)[0]
             values.append(_ranking(recs, v_relevant, k)["ndcg"])
         results.append({"identity_dropout": p, f"val_ndcg@{k}": statistics.fmean(values)})
@@ -1298,7 +1307,6 @@ def _choose_identity_dropout(
 
 def bench_hybrid(args: argparse.Namespace) -> None:
     """ml-100k, ratings >= 4 as positives: LightFM vs tastebud Hybrid, warm and cold start."""
-    from tastebud import Hybrid
     from tastebud.data import Features, datasets, split
 
     threads, k, epochs = args.threads, 10, args.epochs
@@ -1366,19 +1374,17 @@ def bench_hybrid(args: argparse.Namespace) -> None:
             ))  # fmt: skip
         models.append((
             "tastebud Hybrid (warp)",
-            lambda seed, g=with_genres: Hybrid(
-                factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
-                num_threads=threads, random_state=seed,
-            ).fit(train, item_features=genres if g else None, show_progress=False),
+            lambda seed, g=with_genres: _warp_hybrid(epochs, threads, seed).fit(
+                train, item_features=genres if g else None, show_progress=False
+            ),
             lambda m: m.recommend_indices(eval_users, k)[0],
         ))  # fmt: skip
         if with_genres and dropout:
             models.append((
                 f"tastebud Hybrid (warp), identity dropout {dropout}",
-                lambda seed: Hybrid(
-                    factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
-                    num_threads=threads, random_state=seed, identity_dropout=dropout,
-                ).fit(train, item_features=genres, show_progress=False),
+                lambda seed: _warp_hybrid(epochs, threads, seed, identity_dropout=dropout).fit(
+                    train, item_features=genres, show_progress=False
+                ),
                 lambda m: m.recommend_indices(eval_users, k)[0],
             ))  # fmt: skip
         fits: dict[str, list[float]] = {name: [] for name, _, _ in models}
@@ -1484,35 +1490,19 @@ def bench_hybrid(args: argparse.Namespace) -> None:
             cold_scores.setdefault("LightFM 1.17 (identity + genres)", []).append(
                 ue[cold_users] @ ie.T + ib[None, :]
             )
-        model = Hybrid(
-            factors=64,
-            loss="warp",
-            learning_rate=0.05,
-            epochs=epochs,
-            num_threads=threads,
-            random_state=seed,
-        )
+        model = _warp_hybrid(epochs, threads, seed)
         model.fit(cold_train, item_features=warm_genres, show_progress=False)
         cold_scores.setdefault("tastebud Hybrid (identity + genres)", []).append(
             model.score_items(new_items, users)
         )
         if dropout:
-            model = Hybrid(
-                factors=64, loss="warp", learning_rate=0.05, epochs=epochs,
-                num_threads=threads, random_state=seed, identity_dropout=dropout,
-            ).fit(cold_train, item_features=warm_genres, show_progress=False)  # fmt: skip
+            model = _warp_hybrid(epochs, threads, seed, identity_dropout=dropout).fit(
+                cold_train, item_features=warm_genres, show_progress=False
+            )
             cold_scores.setdefault(
                 f"tastebud Hybrid, identity dropout {dropout} (identity + genres)", []
             ).append(model.score_items(new_items, users))
-        content = Hybrid(
-            factors=64,
-            loss="warp",
-            learning_rate=0.05,
-            epochs=epochs,
-            num_threads=threads,
-            random_state=seed,
-            identity_features=False,
-        )
+        content = _warp_hybrid(epochs, threads, seed, identity_features=False)
         content.fit(
             cold_train,
             user_features=Features.identity(cold_train.users, prefix="user="),
