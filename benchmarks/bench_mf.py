@@ -16,6 +16,7 @@ SIZES = {"20k": (1000, 500, 20_000), "200k": (5000, 2000, 200_000)}
 MODELS = {
     "Baseline": lambda: Baseline(),
     "SVD": lambda: SVD(random_state=0),
+    "SVD order=ratings": lambda: SVD(random_state=0, order="ratings"),
     "SVDpp": lambda: SVDpp(random_state=0),
     "ExplicitALS": lambda: ExplicitALS(factors=32, iterations=5, random_state=0),
 }

@@ -1081,6 +1081,14 @@ def _rating_models(threads: int) -> list[tuple[str, str | None, Callable[[], Any
             lambda: SVD(random_state=0, num_threads=threads),
             None,
         ),
+        # The uniform-shuffle order (order="ratings"), the default until user-major lanes.
+        ("SVD order=ratings", "SVD", lambda: SVD(random_state=0, order="ratings"), None),
+        (
+            f"SVD order=ratings ({threads} threads, DSGD)",
+            "SVD",
+            lambda: SVD(random_state=0, num_threads=threads, order="ratings"),
+            None,
+        ),
         ("SVDpp", "SVDpp", lambda: SVDpp(random_state=0), peer("SVDpp")),
         ("ExplicitALS", "SVD", lambda: ExplicitALS(random_state=0), None),
         (

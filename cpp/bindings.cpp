@@ -936,9 +936,11 @@ double svd_epoch_py(carray<int32_t> users, carray<int32_t> items, carray<float> 
 carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<float> ratings,
                           carray<float> bu, carray<float> bi, carray<float> P, carray<float> Q,
                           carray<float> hp, int epochs, py::object shuffle_state,
-                          int num_threads) {
+                          int num_threads, const std::string &order) {
     SvdArgs a = svd_args(users, items, ratings, bu, bi, P, Q, hp, shuffle_state);
     require(epochs >= 0, "epochs must be >= 0");
+    require(order == "ratings" || order == "users", "order must be 'ratings' or 'users'");
+    const bool user_major = order == "users";
     require(users.shape(0) < (int64_t(1) << 40), "too many ratings");
     const int64_t f = a.f;
     const SvdRates &rates = a.rates;
@@ -953,7 +955,7 @@ carray<double> svd_fit_py(carray<int32_t> users, carray<int32_t> items, carray<f
     {
         py::gil_scoped_release nogil;
         svd_fit(u, i, r, n, pbu, pbi, p, q, P.shape(0), Q.shape(0), static_cast<int>(f), rates,
-                epochs, state, num_threads, out);
+                epochs, state, num_threads, out, user_major);
     }
     return sse;
 }
@@ -1133,9 +1135,11 @@ PYBIND11_MODULE(_core, m) {
           py::arg("ratings").noconvert(), py::arg("bu").noconvert(), py::arg("bi").noconvert(),
           py::arg("P").noconvert(), py::arg("Q").noconvert(), py::arg("hp").noconvert(),
           py::arg("epochs"), py::arg("shuffle_state"), py::arg("num_threads"),
-          "All SGD epochs of biased MF (shuffling a private packed copy of the triples before "
-          "each epoch when shuffle_state is given); returns the per-epoch sums of squared "
-          "errors.");
+          py::arg("order") = "ratings",
+          "All SGD epochs of biased MF; returns the per-epoch sums of squared errors. With "
+          "shuffle_state given, order='ratings' shuffles a private packed copy of the triples "
+          "before each epoch and order='users' visits users in random order, several in "
+          "flight (cpp/sgd.hpp svd_fit_users); without it the triples run in array order.");
     m.def("normal_fill", &normal_fill_py, py::arg("out").noconvert(), py::arg("mean"),
           py::arg("std"), py::arg("seed"), py::arg("num_threads"),
           "Fill a float32 array with mean + std * standard normal draws (ziggurat; the "

@@ -279,6 +279,136 @@ def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _by_user(users, items, ratings):
+    order = np.argsort(users, kind="stable")
+    return users[order].copy(), items[order].copy(), ratings[order].copy()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_users=st.integers(1, 9),
+    n_items=st.integers(1, 5),
+    nnz=st.integers(0, 60),
+    factors=st.sampled_from([0, 1, 5, 16, 17, 100, 128, 130]),
+    epochs=st.integers(0, 3),
+    strong_decay=st.booleans(),
+)
+def test_cpp_svd_fit_users_order_matches_numba(
+    seed, n_users, n_items, nnz, factors, epochs, strong_decay
+):
+    """order='users' = the Numba specification (users_order + the exact epoch), rounding only.
+
+    Few items make lanes that hold the same item in one step frequent (the kernel then runs
+    them one after the other). 0, 128 < factors and 1 - lr_pu reg_pu <= 1/2 (strong_decay)
+    take the general path (the same order applied one rating at a time); the others take
+    the lane kernel, which keeps each user row as a scale times a vector.
+    """
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(
+        seed, n_users, n_items, nnz, factors, np.float32
+    )
+    users, items, ratings = _by_user(users, items, ratings)
+    if strong_decay:
+        hp[3], hp[7] = 0.05, 10.0  # lr_pu, reg_pu: 1 - lr reg = 1/2
+    original = [a.copy() for a in (users, items, ratings)]
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    s1 = np.array([seed], np.uint64)
+    s2 = s1.copy()
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, epochs, s1, 1, "users")
+    sse_n = sgd.svd_users_epochs(users, items, ratings, epochs, *theirs, hp, s2, True)
+    assert s1[0] == s2[0]
+    np.testing.assert_allclose(sse_c, sse_n, rtol=1e-4, atol=1e-6)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip((users, items, ratings), original, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**40), n_seg=st.integers(0, 12), max_len=st.integers(1, 9))
+def test_users_order_is_a_permutation_of_lanes_taking_turns(seed, n_seg, max_len):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_len + 1, n_seg)
+    seg = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    out = np.full(seg[-1], -1, np.int64)
+    sgd.users_order(seg, np.array([seed], np.uint64), out)
+    np.testing.assert_array_equal(np.sort(out), np.arange(seg[-1]))
+    owner = np.searchsorted(seg, out, side="right") - 1
+    for s in range(n_seg):  # each segment: a rotation of its positions, in a row for its lane
+        mine = out[owner == s] - seg[s]
+        np.testing.assert_array_equal(mine, (mine[0] + np.arange(lengths[s])) % lengths[s])
+    # while every lane holds a segment, consecutive steps hold SVD_LANES distinct segments
+    lanes = sgd.SVD_LANES
+    if n_seg >= lanes:
+        first = owner[:lanes]
+        assert len(set(first.tolist())) == lanes
+
+
+def test_cpp_svd_fit_users_order_sorts_unsorted_triples():
+    """Unsorted triples are grouped by user first (stable): the result is that of the
+    triples sorted by user."""
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(3, 30, 20, 900, 12, np.float32)
+    runs = []
+    for triples in ((users, items, ratings), _by_user(users, items, ratings)):
+        params = [a.copy() for a in (bu, bi, P, Q)]
+        core.svd_fit(*triples, *params, hp, 2, np.array([9], np.uint64), 1, "users")
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("threads", "nnz"), [(2, 9000), (3, 13000)])
+def test_cpp_svd_fit_users_order_threads_replay_serially(threads, nnz):
+    """num_threads > 1 with order='users': DSGD blocks, each following users_order."""
+    core = tastebud.search._core()
+    n_users, n_items = 70, 50
+    users, items, ratings, bu, bi, P, Q, hp = _problem(5, n_users, n_items, nnz, 12, np.float32)
+    users, items, ratings = _by_user(users, items, np.clip(ratings, 1, 5))
+    hp[0] = ratings.mean()
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    epochs, seed = 3, 99
+    state = np.array([seed], np.uint64)
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, epochs, state, threads, "users")
+
+    T = threads
+    us = _strata(np.bincount(users, minlength=n_users), T)
+    its = _strata(np.bincount(items, minlength=n_items), T)
+    key = us[users] * T + its[items]
+    order = np.argsort(key, kind="stable")  # by block, then by user (users sorted)
+    bounds = np.searchsorted(key[order], np.arange(T * T + 1))
+    sm, prep = _splitmix(seed)
+    epoch_seeds = []
+    for _ in range(epochs):
+        sm, out = _splitmix(sm)
+        epoch_seeds.append(out)
+    assert int(state[0]) == sm
+    blocks = []
+    for b in range(T * T):
+        rows = order[bounds[b] : bounds[b + 1]]
+        u = users[rows]
+        seg = np.flatnonzero(np.diff(u, prepend=-1, append=-1)).astype(np.int64)
+        perm = np.arange(rows.size, dtype=np.int64)
+        sgd.shuffle_segments(perm, seg, np.array([sgd.block_stream(prep, b)], np.uint64))
+        blocks.append((seg, [a[rows][perm] for a in (users, items, ratings)]))
+    for e in range(epochs):
+        total = 0.0
+        for s in range(T):
+            for a in range(T):
+                b = a * T + (a + s) % T
+                seg, triples = blocks[b]
+                visit = np.empty(seg[-1], np.int64)
+                stream = np.array([sgd.block_stream(epoch_seeds[e], b)], np.uint64)
+                sgd.users_order(seg, stream, visit)
+                total += sgd.svd_epoch_serial(*(t[visit] for t in triples), 1, *theirs, hp, True)
+        assert sse_c[e] == pytest.approx(total, rel=1e-4)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_cpp_svd_fit_threads_learn_and_reject_bad_input():
     core = tastebud.search._core()
     users, items, ratings, bu, bi, P, Q, hp = _problem(0, 50, 40, 3000, 8, np.float32)
@@ -337,9 +467,10 @@ def test_svd_cpp_and_numba_kernels_agree():
     class NumbaSVD(SVD):
         _kernel = "numba"
 
-    for shuffle in (True, False):
-        a = SVD(factors=20, epochs=5, shuffle=shuffle, random_state=4).fit(P_TRAIN)
-        b = NumbaSVD(factors=20, epochs=5, shuffle=shuffle, random_state=4).fit(P_TRAIN)
+    for shuffle, order in itertools.product((True, False), ("users", "ratings")):
+        kw = {"factors": 20, "epochs": 5, "shuffle": shuffle, "order": order, "random_state": 4}
+        a = SVD(**kw).fit(P_TRAIN)
+        b = NumbaSVD(**kw).fit(P_TRAIN)
         np.testing.assert_allclose(a.user_factors_, b.user_factors_, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(a.item_factors_, b.item_factors_, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(a.training_loss_, b.training_loss_, rtol=1e-4)
@@ -761,6 +892,13 @@ def test_bad_input():
         SVDpp(lr_yj="fast").fit(TRAIN)
     with pytest.raises(TypeError, match="shuffle"):
         SVD(shuffle="yes").fit(TRAIN)
+    for order in ("user", "Users", 1, None):
+        with pytest.raises(ValueError, match="order"):
+            SVD(order=order).fit(TRAIN)
+    core = tastebud.search._core()
+    u, i, r, bu, bi, P, Q, hp = _problem(0, 3, 3, 10, 4, np.float32)
+    with pytest.raises(ValueError, match="order"):
+        core.svd_fit(u, i, r, bu, bi, P, Q, hp, 1, None, 1, "items")
     with pytest.raises(TypeError, match="random_state"):
         SVD(random_state="seed").fit(TRAIN)
     with pytest.raises(ValueError, match="num_threads"):

@@ -37,13 +37,16 @@ __all__ = [
     "MU",
     "als_solve_parallel",
     "als_solve_serial",
+    "block_stream",
     "shuffle_ratings",
     "shuffle_segments",
     "svd_epoch_parallel",
     "svd_epoch_serial",
+    "svd_users_epochs",
     "svdpp_epoch_parallel",
     "svdpp_epoch_serial",
     "user_implicit_sum",
+    "users_order",
 ]
 
 MU, LR_BU, LR_BI, LR_PU, LR_QI, REG_BU, REG_BI, REG_PU, REG_QI, LR_YJ, REG_YJ, ONE = range(12)
@@ -153,6 +156,107 @@ def shuffle_segments(values, indptr, state):  # pragma: no cover - compiled
             tmp = values[j]
             values[j] = values[k]
             values[k] = tmp
+
+
+#: Users in flight in a user-major epoch (``cpp/sgd.hpp`` ``kSvdLanes``).
+SVD_LANES = 3
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _take_segment(lane, order, nxt, seg, state, base, length, left, idx, held):  # pragma: no cover
+    """Lane ``lane`` takes segment ``order[nxt]`` (if any) from a random start; returns nxt."""
+    held[lane] = nxt < order.size
+    if not held[lane]:
+        return nxt
+    s = order[nxt]
+    base[lane] = seg[s]
+    length[lane] = seg[s + 1] - seg[s]
+    left[lane] = length[lane]
+    idx[lane] = _below(state, length[lane])
+    return nxt + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def users_order(seg, state, out):  # pragma: no cover - compiled
+    """The visiting order of one user-major SVD epoch (``SVD(order="users")``).
+
+    Segment ``s`` holds one user's ratings, positions ``seg[s]`` to ``seg[s + 1] - 1``.
+    Writes into ``out`` (length ``seg[-1] - seg[0]``) the positions in the order their
+    updates are applied, drawing from the SplitMix64 ``state`` (advanced in place):
+
+    1. a Fisher-Yates permutation of the segments;
+    2. ``SVD_LANES`` lanes take segments from it in turn; taking a segment of ``m``
+       ratings draws a start ``o`` in ``[0, m)``, and the lane visits its positions
+       ``o, ..., m - 1, 0, ..., o - 1``;
+    3. a step visits the next rating of every lane that holds a segment, in lane order;
+       after a step every lane whose segment is done takes the next one, in lane order,
+       until the permutation is exhausted.
+
+    This is what ``cpp/sgd.hpp`` ``svd_users_order`` writes and what its lane kernel
+    applies (the lanes' users are distinct; a step whose lanes share an item runs them
+    one after the other).
+    """
+    n_seg = seg.size - 1
+    order = np.arange(n_seg)
+    for j in range(n_seg - 1, 0, -1):
+        k = _below(state, j + 1)
+        tmp = order[j]
+        order[j] = order[k]
+        order[k] = tmp
+    lanes = SVD_LANES
+    base = np.zeros(lanes, np.int64)
+    length = np.zeros(lanes, np.int64)
+    idx = np.zeros(lanes, np.int64)
+    left = np.zeros(lanes, np.int64)
+    held = np.zeros(lanes, np.bool_)
+    nxt = 0
+    n_out = 0
+    for lane in range(lanes):
+        nxt = _take_segment(lane, order, nxt, seg, state, base, length, left, idx, held)
+    while held.any():
+        for lane in range(lanes):
+            if held[lane]:
+                out[n_out] = base[lane] + idx[lane]
+                n_out += 1
+                idx[lane] = 0 if idx[lane] + 1 == length[lane] else idx[lane] + 1
+                left[lane] -= 1
+        for lane in range(lanes):
+            if held[lane] and left[lane] == 0:
+                nxt = _take_segment(lane, order, nxt, seg, state, base, length, left, idx, held)
+
+
+def block_stream(seed: int, block: int) -> np.uint64:
+    """The SplitMix64 state of block ``block``'s stream from ``seed`` (as ``cpp/sgd.hpp``):
+    the first output of ``SplitMix64(seed ^ (0x9E3779B97F4A7C15 * (block + 1)))``."""
+    mixed = (int(seed) ^ (0x9E3779B97F4A7C15 * (int(block) + 1))) & 0xFFFFFFFFFFFFFFFF
+    return np.uint64(_next(np.array([mixed], np.uint64)))
+
+
+def svd_users_epochs(users, items, ratings, epochs, bu, bi, P, Q, hp, state, exact=False):
+    """The epochs of ``SVD(order="users")`` on one thread (what ``_core.svd_fit`` runs).
+
+    ``users, items, ratings`` are the training triples sorted by user (CSR order); they
+    are not modified. ``state`` (one-element uint64 array, advanced) gives ``prep``, its
+    first SplitMix64 output, and the epoch seeds, its next ``epochs`` outputs. Each user's
+    ratings are shuffled once with ``block_stream(prep, 0)``; epoch ``e`` then visits them
+    in the order ``users_order`` draws from ``block_stream(seed_e, 0)`` and applies the
+    updates of ``svd_epoch_serial``. Returns the per-epoch sums of squared errors.
+    """
+    if users.size > 1 and np.any(users[1:] < users[:-1]):
+        raise ValueError("users must be sorted (CSR order)")
+    seg = np.flatnonzero(np.diff(users, prepend=-1, append=-1)).astype(np.int64)
+    prep = np.uint64(_next(state))
+    seeds = [np.uint64(_next(state)) for _ in range(epochs)]
+    perm = np.arange(users.size, dtype=np.int64)
+    shuffle_segments(perm, seg, np.array([block_stream(prep, 0)], np.uint64))
+    users, items, ratings = users[perm], items[perm], ratings[perm]
+    out = np.empty(users.size, np.int64)
+    sse = []
+    for seed in seeds:
+        users_order(seg, np.array([block_stream(seed, 0)], np.uint64), out)
+        triples = (users[out], items[out], ratings[out])
+        sse.append(svd_epoch_serial(*triples, 1, bu, bi, P, Q, hp, exact))
+    return sse
 
 
 # ---------------------------------------------------------------------------
