@@ -743,6 +743,10 @@ __attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *
             return;
         }
         const int32_t s = order[next++];
+        if (next < n_seg) {  // the row the next take loads: it may sit in another core's cache
+            const char *row = reinterpret_cast<const char *>(P + int64_t(seg_user[order[next]]) * stride);
+            for (int line = 0; line < V * 64; line += 64) __builtin_prefetch(row + line);
+        }
         len[l] = left[l] = int32_t(seg[s + 1] - seg[s]);
         idx[l] = int32_t(svd_draw_below(sm, uint64_t(len[l])));
         base[l] = rec + seg[s];
@@ -773,14 +777,17 @@ __attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *
         }
         for (int l = l0; l < l1; ++l) dot[l] = hsum16(svd_dot_rows<V>(p[l], q[l]));
         for (int l = l0; l < l1; ++l) {
+            // The chain from one dot product to the next runs through err, cp and the row
+            // update only: the rest of err and the multipliers of err do not wait for it.
             const float b_i = bi[rc[l].i];
-            const float err = rc[l].r - ((mu + b[l]) + (b_i + scale[l] * dot[l]));
+            const float rest = rc[l].r - ((mu + b[l]) + b_i);
+            const float err = rest - scale[l] * dot[l];
             b[l] = a_bu * b[l] + lr_bu * err;
             bi[rc[l].i] = a_bi * b_i + lr_bi * err;
             // p' = a p + cp q = s' (p~ + (cp / s') q) with s' = a s; q' = a q + cq s p~.
             const float s1 = a_pu * scale[l];
-            cp[l] = lr_pu * err / s1;
-            cq[l] = lr_qi * err * scale[l];
+            cp[l] = err * (lr_pu / s1);
+            cq[l] = err * (lr_qi * scale[l]);
             scale[l] = s1;
             sse[l] += double(err) * double(err);
         }
