@@ -52,9 +52,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     core.svd_fit(users, items, ratings, bu, bi, P, Q, hp, epochs, state,
                                  threads, order)  # fmt: skip
-                    times.setdefault((threads, order, epochs), []).append(
-                        time.perf_counter() - t0
-                    )
+                    times.setdefault((threads, order, epochs), []).append(time.perf_counter() - t0)
     print(f"{args.dataset} fold 1: {ratings.size} ratings, {args.fits} fits each (median ms)")
     for threads in (1, 2):
         for order in ("ratings", "users"):

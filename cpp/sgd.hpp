@@ -670,24 +670,29 @@ inline void svd_permutation(int32_t *order, int64_t n, SplitMix64 &sm) {
     for (int64_t j = n - 1; j > 0; --j) std::swap(order[j], order[svd_draw_below(sm, uint64_t(j + 1))]);
 }
 
-// The visiting order of one user-major epoch (see above): writes the positions into rec
-// (seg[0] <= position < seg[n_seg]) in the order their updates are applied.
-inline void svd_users_order(const int64_t *seg, int64_t n_seg, int32_t *order, SplitMix64 &sm,
-                            int64_t *out) {
+// The visiting order of one user-major epoch (see above): writes the ratings of the block
+// (segment s: user seg_user[s], ratings rec[seg[s], seg[s + 1])) into `out` as records, in
+// the order their updates are applied.
+inline void svd_users_order(const SvdItemRating *rec, const int64_t *seg,
+                            const int32_t *seg_user, int64_t n_seg, int32_t *order,
+                            SplitMix64 &sm, SvdRecord *out) {
     constexpr int L = kSvdLanes;
     svd_permutation(order, n_seg, sm);
-    int64_t next = 0, n_out = 0, base[L], len[L], idx[L], left[L];
-    bool held[L];
+    int64_t next = 0, n_out = 0, base[L] = {}, len[L] = {}, idx[L] = {}, left[L] = {};
+    int32_t user[L] = {};
+    bool held[L] = {};
     auto take = [&](int l) {
         held[l] = next < n_seg;
         if (!held[l]) return;
         const int32_t s = order[next++];
         base[l] = seg[s];
+        user[l] = seg_user[s];
         len[l] = left[l] = seg[s + 1] - seg[s];
         idx[l] = int64_t(svd_draw_below(sm, uint64_t(len[l])));
     };
     auto visit = [&](int l) {
-        out[n_out++] = base[l] + idx[l];
+        const SvdItemRating &x = rec[base[l] + idx[l]];
+        out[n_out++] = SvdRecord{user[l], x.i, x.r, 0};
         idx[l] = idx[l] + 1 == len[l] ? 0 : idx[l] + 1;
         --left[l];
     };
@@ -733,19 +738,21 @@ __attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *
     svd_permutation(order, n_seg, sm);
     int64_t next = 0;
     svd_a16 p[L][V];  // lane l's user row is scale[l] * p[l]
-    float scale[L], b[L];
-    const SvdItemRating *base[L];
-    int32_t idx[L], len[L], left[L];  // segments shorter than 2^31 (checked by the caller)
-    int64_t u[L];
+    float scale[L] = {}, b[L] = {};
+    const SvdItemRating *base[L] = {};
+    int32_t idx[L] = {}, len[L] = {}, left[L] = {};  // segments shorter than 2^31 (checked)
+    int64_t u[L] = {};
     auto take = [&](int l) __attribute__((always_inline)) {
         if (next == n_seg) {
             u[l] = -1;
             return;
         }
         const int32_t s = order[next++];
-        if (next < n_seg) {  // the row the next take loads: it may sit in another core's cache
-            const char *row = reinterpret_cast<const char *>(P + int64_t(seg_user[order[next]]) * stride);
+        if (next < n_seg) {  // what the next take loads: it may sit in another core's cache
+            const int64_t u_next = seg_user[order[next]];
+            const char *row = reinterpret_cast<const char *>(P + u_next * stride);
             for (int line = 0; line < V * 64; line += 64) __builtin_prefetch(row + line);
+            __builtin_prefetch(bu + u_next);
         }
         len[l] = left[l] = int32_t(seg[s + 1] - seg[s]);
         idx[l] = int32_t(svd_draw_below(sm, uint64_t(len[l])));
@@ -845,22 +852,14 @@ __attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *
 }
 
 // One user-major epoch over a block in the general case: the order of svd_users_order
-// applied one rating at a time by svd_run_padded.
+// applied one rating at a time by svd_run_padded (`scratch`: one record per rating).
 TASTEBUD_CLONES
 static double svd_users_general(const SvdItemRating *rec, const int64_t *seg,
                                 const int32_t *seg_user, int64_t n_seg, int32_t *order,
                                 SplitMix64 &sm, float *bu, float *bi, float *P, float *Q, int v,
-                                const SvdRates &h) {
-    const int64_t lo = seg[0], m = seg[n_seg] - lo;
-    std::vector<int64_t> pos(static_cast<size_t>(m));
-    svd_users_order(seg, n_seg, order, sm, pos.data());
-    std::vector<int32_t> user_at(static_cast<size_t>(m));
-    for (int64_t s = 0; s < n_seg; ++s)
-        std::fill(user_at.begin() + (seg[s] - lo), user_at.begin() + (seg[s + 1] - lo), seg_user[s]);
-    std::vector<SvdRecord> flat(static_cast<size_t>(m));
-    for (int64_t t = 0; t < m; ++t)
-        flat[t] = SvdRecord{user_at[pos[t] - lo], rec[pos[t]].i, rec[pos[t]].r, 0};
-    return svd_run_padded<0>(flat.data(), 0, m, bu, bi, P, Q, v, h);
+                                const SvdRates &h, SvdRecord *scratch) {
+    svd_users_order(rec, seg, seg_user, n_seg, order, sm, scratch);
+    return svd_run_padded<0>(scratch, 0, seg[n_seg] - seg[0], bu, bi, P, Q, v, h);
 }
 
 // The lane kernel for V blocks per row, one cloned function per V (not flattened:
@@ -878,15 +877,21 @@ static double svd_users_lanes(const SvdItemRating *rec, const int64_t *seg,
     return svd_run_users<V>(rec, seg, seg_user, n_seg, order, sm, bu, bi, P, Q, h);
 }
 
-// One user-major epoch over a block: the lane kernel where it applies (rows of at most 8
-// blocks, which fit the registers; a_pu > 1/2, which keeps the lane scales normal between
-// renormalisations; segments shorter than 2^31), otherwise the general path.
+// Whether the lane kernel applies: rows of at most 8 blocks (they fit the registers),
+// a_pu > 1/2 (the lane scales stay normal between renormalisations) and segments shorter
+// than 2^31. Otherwise svd_users_general runs the same order.
+inline bool svd_lanes_apply(int v, const SvdRates &h, bool short_segments) {
+    return v >= 1 && v <= 8 && short_segments && 1.0f - h.lr_pu * h.reg_pu > 0.5f;
+}
+
+// One user-major epoch over a block. `scratch` (one record per rating of the block) is
+// used by the general path only.
 inline double svd_worker_users(const SvdItemRating *rec, const int64_t *seg,
                                const int32_t *seg_user, int64_t n_seg, int32_t *order,
                                SplitMix64 &sm, float *bu, float *bi, float *P, float *Q, int v,
-                               const SvdRates &h, bool short_segments) {
+                               const SvdRates &h, bool lanes, SvdRecord *scratch) {
     static_assert(kSvdLanes == 3, "svd_run_users sums three lane accumulators");
-    if (short_segments && 1.0f - h.lr_pu * h.reg_pu > 0.5f) {
+    if (lanes) {
 #define TASTEBUD_SVD_UCASE(N) \
     case N: return svd_users_lanes<N>(rec, seg, seg_user, n_seg, order, sm, bu, bi, P, Q, h);
         switch (v) {
@@ -902,7 +907,7 @@ inline double svd_worker_users(const SvdItemRating *rec, const int64_t *seg,
         }
 #undef TASTEBUD_SVD_UCASE
     }
-    return svd_users_general(rec, seg, seg_user, n_seg, order, sm, bu, bi, P, Q, v, h);
+    return svd_users_general(rec, seg, seg_user, n_seg, order, sm, bu, bi, P, Q, v, h, scratch);
 }
 
 }  // namespace sgd_detail
@@ -1001,8 +1006,13 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
     }
     block_seg[n_blocks] = int64_t(seg.size());
     seg.push_back(nnz);
+    std::vector<int32_t>().swap(rec_user);  // not needed during the epochs
     bool short_segments = true;
     for (size_t s = 0; s + 1 < seg.size(); ++s) short_segments &= seg[s + 1] - seg[s] < (int64_t(1) << 31);
+    const bool lanes = sgd_detail::svd_lanes_apply(v, h, short_segments);
+    // The general path's records, allocated here (an allocation failure inside the
+    // parallel region would end the process): block b uses [block_start[b], ...).
+    std::vector<SvdRecord> scratch(lanes ? 0 : static_cast<size_t>(nnz));
     SplitMix64 seeds(state);
     const uint64_t prep = seeds.next();
     std::vector<uint64_t> epoch_seed(size_t(std::max(epochs, 0)));
@@ -1034,7 +1044,8 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                     const int64_t s0 = block_seg[b];
                     sse[b] = sgd_detail::svd_worker_users(
                         rec.data(), seg.data() + s0, seg_user.data() + s0, block_seg[b + 1] - s0,
-                        order.data() + s0, sm, bu, bi, P, Q, v, h, short_segments);
+                        order.data() + s0, sm, bu, bi, P, Q, v, h, lanes,
+                        lanes ? nullptr : scratch.data() + block_start[b]);
                 }
 #pragma omp barrier
             }
@@ -1061,7 +1072,11 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
 // block). Blocks of one phase share no user and no item, so the threads never write the
 // same parameters (no races, no cache lines bouncing between cores, which made Hogwild on
 // ml-100k slower than one thread) and the result does not depend on timing: deterministic
-// for a given thread count, though not equal to the one-thread result.
+// for a given thread count, though not equal to the one-thread result. At most nnz / 4096
+// threads run.
+//
+// user_major (with a shuffle_state): the user-major order of svd_fit_users instead of the
+// uniform shuffles, on the same blocks.
 inline void svd_fit(const int32_t *users, const int32_t *items, const float *ratings, int64_t nnz,
                     float *bu, float *bi, float *P, float *Q, int64_t n_users, int64_t n_items,
                     int f, const SvdRates &h, int epochs, uint64_t *shuffle_state,

@@ -360,14 +360,100 @@ def test_cpp_svd_fit_users_order_sorts_unsorted_triples():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize(("threads", "nnz"), [(2, 9000), (3, 13000)])
-def test_cpp_svd_fit_users_order_threads_replay_serially(threads, nnz):
-    """num_threads > 1 with order='users': DSGD blocks, each following users_order."""
+def _users_order_model(seg: np.ndarray, seed: int) -> list[int]:
+    """users_order written out plainly (lists, no Numba), from its docstring."""
+    state = np.array([seed], np.uint64)
+    n_seg = seg.size - 1
+    order = list(range(n_seg))
+    for j in range(n_seg - 1, 0, -1):
+        k = int(sgd._below(state, j + 1))
+        order[j], order[k] = order[k], order[j]
+    queue = iter(order)
+    lanes: list[list[int] | None] = []
+
+    def take() -> list[int] | None:
+        s = next(queue, None)
+        if s is None:
+            return None
+        m = int(seg[s + 1] - seg[s])
+        start = int(sgd._below(state, m))
+        return [int(seg[s]) + (start + t) % m for t in range(m)]
+
+    lanes = [take() for _ in range(sgd.SVD_LANES)]
+    out: list[int] = []
+    while any(lane for lane in lanes):
+        for lane in lanes:
+            if lane:
+                out.append(lane.pop(0))
+        for j, lane in enumerate(lanes):
+            if lane is not None and not lane:
+                lanes[j] = take()
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**40), n_seg=st.integers(0, 10), max_len=st.integers(1, 7))
+def test_users_order_matches_a_plain_model(seed, n_seg, max_len):
+    lengths = np.random.default_rng(seed).integers(1, max_len + 1, n_seg)
+    seg = np.concatenate([[5], 5 + np.cumsum(lengths)]).astype(np.int64)  # offset start
+    out = np.empty(seg[-1] - seg[0], np.int64)
+    sgd.users_order(seg, np.array([seed], np.uint64), out)
+    assert out.tolist() == _users_order_model(seg, seed)
+
+
+@pytest.mark.parametrize(("factors", "n_items"), [(16, 40), (100, 40), (16, 2), (100, 1)])
+def test_cpp_svd_fit_users_order_renormalises_and_clashes(factors, n_items):
+    """Lane kernel with a strong decay (1 - lr_pu reg_pu = 0.6: the lane scale falls below
+    2^-16 and is folded back every ~22 ratings) and, with 1-2 items, lanes holding the same
+    item in most steps; against the Numba specification."""
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(7, 4, n_items, 400, factors, np.float32)
+    users, items, ratings = _by_user(users, items, ratings)
+    hp[3], hp[7] = 0.05, 8.0  # lr_pu, reg_pu
+    mine = [a.copy() for a in (bu, bi, P, Q)]
+    theirs = [a.copy() for a in (bu, bi, P, Q)]
+    sse_c = core.svd_fit(users, items, ratings, *mine, hp, 3, np.array([1], np.uint64), 1, "users")
+    sse_n = sgd.svd_users_epochs(
+        users, items, ratings, 3, *theirs, hp, np.array([1], np.uint64), True
+    )
+    np.testing.assert_allclose(sse_c, sse_n, rtol=1e-4)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_cpp_svd_fit_users_order_threads_deterministic_and_sorts(threads):
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(4, 60, 40, 9000, 20, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    runs = []
+    for triples in ((users, items, ratings), _by_user(users, items, ratings), None):
+        triples = triples or _by_user(users, items, ratings)
+        params = [a.copy() for a in (bu, bi, P, Q)]
+        core.svd_fit(*triples, *params, hp, 2, np.array([3], np.uint64), threads, "users")
+        runs.append(params)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("threads", "nnz", "factors", "strong_decay"),
+    [(2, 9000, 12, False), (3, 13000, 12, False), (2, 9000, 130, False), (3, 13000, 0, False),
+     (2, 9000, 12, True)],
+)  # fmt: skip
+def test_cpp_svd_fit_users_order_threads_replay_serially(threads, nnz, factors, strong_decay):
+    """num_threads > 1 with order='users': DSGD blocks, each following users_order (lane
+    kernel, and the general path: 0 or 130 factors, 1 - lr_pu reg_pu <= 1/2)."""
     core = tastebud.search._core()
     n_users, n_items = 70, 50
-    users, items, ratings, bu, bi, P, Q, hp = _problem(5, n_users, n_items, nnz, 12, np.float32)
+    users, items, ratings, bu, bi, P, Q, hp = _problem(
+        5, n_users, n_items, nnz, factors, np.float32
+    )
     users, items, ratings = _by_user(users, items, np.clip(ratings, 1, 5))
     hp[0] = ratings.mean()
+    if strong_decay:
+        hp[3], hp[7] = 0.05, 10.0
     mine = [a.copy() for a in (bu, bi, P, Q)]
     theirs = [a.copy() for a in (bu, bi, P, Q)]
     epochs, seed = 3, 99
@@ -839,10 +925,16 @@ def test_ranking_matches_predicted_rating_order():
 
 
 def test_save_load_keeps_predictions(tmp_path):
-    for model in (SVDpp(factors=4, epochs=3, random_state=0), ExplicitALS(factors=3)):
+    models = (
+        SVDpp(factors=4, epochs=3, random_state=0),
+        ExplicitALS(factors=3),
+        SVD(factors=4, epochs=3, order="ratings", random_state=0),
+    )
+    for model in models:
         model.fit(TRAIN)
         model.save(tmp_path / "m.tbud")
         loaded = tastebud.load(tmp_path / "m.tbud")
+        assert loaded.get_params() == model.get_params()
         users, items = TRAIN.users.ids_array[:30], TRAIN.items.ids_array[:30]
         np.testing.assert_array_equal(model.predict(users, items), loaded.predict(users, items))
 
@@ -892,8 +984,11 @@ def test_bad_input():
         SVDpp(lr_yj="fast").fit(TRAIN)
     with pytest.raises(TypeError, match="shuffle"):
         SVD(shuffle="yes").fit(TRAIN)
-    for order in ("user", "Users", 1, None):
+    for order in ("user", "Users"):
         with pytest.raises(ValueError, match="order"):
+            SVD(order=order).fit(TRAIN)
+    for order in (1, None):
+        with pytest.raises(TypeError, match="order"):
             SVD(order=order).fit(TRAIN)
     core = tastebud.search._core()
     u, i, r, bu, bi, P, Q, hp = _problem(0, 3, 3, 10, 4, np.float32)

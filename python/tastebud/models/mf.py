@@ -543,8 +543,8 @@ class SVD(_RatingModel):
         point of a cyclic order shuffled once per fit. Three users are in flight at a
         time and take turns, one rating each (``kernels.sgd.users_order`` defines the
         order exactly). Each user's factor row then stays in registers while its ratings
-        run, which made fits 1.2-1.3x faster on MovieLens with the same RMSE
-        (``benchmarks/README.md``).
+        run, which made fits about 1.25x faster on one thread and 1.1-1.2x on two on
+        MovieLens, with the same RMSE (``benchmarks/README.md``).
 
         ``"ratings"``: a uniform shuffle of all ratings every epoch (textbook SGD).
     shuffle : bool
@@ -634,7 +634,9 @@ class SVD(_RatingModel):
     #: Which kernel ``fit`` runs (private): ``"cpp"`` (``tastebud._core.svd_fit``, all
     #: epochs in C++) or ``"numba"`` (``kernels.sgd.svd_epoch_*``, kept as the executable
     #: specification with an exact mode). With one thread both visit the ratings in the
-    #: same order and apply the same updates; results differ by rounding only.
+    #: same order and apply the same updates; results differ by rounding only. The Numba
+    #: kernels run ``order="users"`` on one thread only (``NotImplementedError`` otherwise;
+    #: the multi-thread C++ fit is checked block by block against them in the tests).
     _kernel: ClassVar[str] = "cpp"
 
     @property
@@ -669,7 +671,9 @@ class SVD(_RatingModel):
 
     def _fit(self, interactions: Interactions) -> None:
         factors, epochs, init_mean, init_std, threads = self._check_common()
-        if not isinstance(self.order, str) or self.order not in ("users", "ratings"):
+        if not isinstance(self.order, str):
+            raise TypeError(f"order must be a str; got {self.order!r}.")
+        if self.order not in ("users", "ratings"):
             raise ValueError(f"order must be 'users' or 'ratings'; got {self.order!r}.")
         order = self.order
         rates = self._rates()
