@@ -74,7 +74,12 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--iterations", type=int, default=8)
     p.add_argument("--generator", choices=("fast", "synthetic"), default="fast")
-    p.add_argument("--checkpoint-every", type=int, default=1)
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="client checkpoints (default: none, the workers keep replicas)",
+    )
     p.add_argument(
         "--blocks", type=int, default=None, help="blocks per side (default: 1 per worker)"
     )

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from tastebud.data import datasets
+from tastebud.distributed import _als as distributed_als
 from tastebud.distributed import fit_als, recommend_all
 from tastebud.models.als import ALS
 from tastebud.models.popularity import Popularity
@@ -90,20 +91,23 @@ def test_fit_als_bad_input(client):
 
 @pytest.mark.parametrize(
     ("noticed", "every"),
-    [(False, 1), (True, 1), (False, 0)],
-    ids=["at-once", "after-scheduler-noticed", "no-checkpoint"],
+    [(False, None), (True, None), (False, 1)],
+    ids=["at-once", "after-scheduler-noticed", "client-checkpoints"],
 )
 def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
     """SIGKILL one worker process between iterations (its blocks and factor states are
-    lost): the fit places the blocks again on the workers alive, goes on from the last
-    checkpoint (with ``checkpoint_every=0``: from the start) and ends with the
+    lost): the fit places the blocks again on the workers alive, goes on from the factors
+    the surviving worker holds (or the client's checkpoint) and ends with the
     single-process result. "at-once" continues immediately (the iteration in flight
-    fails); "after-scheduler-noticed" waits until the scheduler dropped the worker."""
+    fails); "after-scheduler-noticed" waits until the scheduler dropped the worker.
+    Iteration 0 never runs again: the fit did not start over."""
     client.wait_for_workers(2, timeout=300)
     want = ALS(**_params(iterations=5), num_threads=1).fit(INTER)
     killed = []
+    seen = []
 
     def kill_one(iteration, seconds, loss):
+        seen.append(iteration)
         if iteration == 1 and not killed:
             address, pid = sorted(client.run(os.getpid).items())[0]
             os.kill(pid, signal.SIGKILL)
@@ -116,5 +120,51 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
         callback=kill_one,
     )  # fmt: skip
     assert killed
+    assert seen.count(0) == 1, seen
+    assert seen[-1] == 4, seen
     _assert_same_fit(got, want)
     client.wait_for_workers(2, timeout=300)  # the nanny restarts it; leave the cluster whole
+    kept = client.run(lambda: len(distributed_als._KEPT))  # replicas dropped at the end
+    assert not any(kept.values()), kept
+
+
+def test_replicas_are_kept_evicted_and_forgotten():
+    """Worker-side replica bookkeeping, in this process, in the order a fit keeps them
+    (user half t: the items after t - 1; item half t: the users after t): the newest
+    iteration held on both sides stays, older ones go back to the pool, and nothing is
+    kept for a fit that ended."""
+    fit = "test-fit"
+    shapes = {0: (3, 2), 1: (5, 2)}  # users, items
+
+    def keep(side: int, it: int) -> bool:
+        return distributed_als._keep((fit, side, it), np.full(shapes[side], it, np.float32), True)
+
+    def pooled(side: int) -> int:
+        return len(distributed_als._POOL.get(shapes[side], []))
+
+    distributed_als._POOL.clear()
+    assert keep(1, -1)  # user half 0: the initial item factors
+    assert keep(0, 0)  # item half 0
+    assert not keep(0, 0)  # another block task of the same worker
+    assert distributed_als.replica_iterations(fit) == []
+    assert keep(1, 0)  # user half 1: iteration 0 is complete, items -1 evicted
+    assert distributed_als.replica_iterations(fit) == [0]
+    assert (pooled(0), pooled(1)) == (0, 1)
+    assert keep(0, 1)
+    assert distributed_als.replica_iterations(fit) == [0]
+    assert keep(1, 1)  # iteration 1 complete: both sides of iteration 0 evicted
+    assert distributed_als.replica_iterations(fit) == [1]
+    assert (pooled(0), pooled(1)) == (1, 2)
+    x, y = distributed_als.replica_factors(fit, 1)
+    assert x.shape == shapes[0]
+    assert y.shape == shapes[1]
+    assert (x == 1).all()
+    assert (y == 1).all()
+    assert keep(0, 2)
+    assert distributed_als.replica_iterations(fit) == [1]
+    distributed_als.forget_replicas(fit)
+    assert distributed_als.replica_iterations(fit) == []
+    assert (pooled(0), pooled(1)) == (2, 2)  # at most two per shape
+    assert not keep(0, 3)  # the fit ended: a late task keeps nothing
+    assert distributed_als.replica_iterations(fit) == []
+    distributed_als._POOL.clear()

@@ -23,14 +23,18 @@ The client only orchestrates futures; factors reach it only at checkpoints, in t
 With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
 thread for the Gram matrix; the test asks 1e-4).
 
-Fault tolerance: every ``checkpoint_every`` iterations the client fetches the factors
-(while the workers already run the next iteration) and keeps them; with ``checkpoint_dir``
-it also writes them there (``.npz``, atomically), and a new ``fit_als`` call on the same
-data and parameters resumes from the file (e.g. after the client process itself died). If
-a worker is lost, the blocks are placed again on the workers still alive (interactions
-re-sent from the client) and the fit goes on from the last checkpoint: with the default
-``checkpoint_every=1`` a lost worker costs the iteration in flight. The blocks keep their
-bounds, so the result is the same as without the failure.
+Fault tolerance: every worker keeps, for the last two iterations, the full factor matrices it
+assembled for its own solves (``_keep``: the other side's blocks, fetched anyway, so this
+costs memory, about two copies of each factor matrix per worker, and no transfer). If a
+worker is lost, the blocks are placed again on the workers still alive (interactions re-sent
+from the client) and the fit goes on from the newest iteration of which a surviving worker
+holds both sides: a lost worker costs the iterations in flight. Every ``checkpoint_every``
+iterations the client also fetches the factors (while the workers already run the next
+iteration) and keeps them, for the case where every worker is lost at once; with
+``checkpoint_dir`` it also writes them there (``.npz``, atomically), and a new ``fit_als``
+call on the same data and parameters resumes from the file (e.g. after the client process
+itself died). The blocks keep their bounds, so the result is the same as without the
+failure.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,10 +120,19 @@ _POOL_SHAPES = 4
 
 
 @contextmanager
-def _assemble(states: tuple[State, ...]) -> Iterator[np.ndarray]:
-    """The full fixed factor matrix, from its blocks in order (valid inside the block)."""
+def _assemble(
+    states: tuple[State, ...], keep: tuple[str, int, int] | None = None
+) -> Iterator[np.ndarray]:
+    """The full fixed factor matrix, from its blocks in order (valid inside the block).
+
+    ``keep = (fit, side, iteration)``: afterwards the matrix is kept as this worker's
+    replica of that side's factors after that iteration (see :func:`_keep`) instead of
+    going back to the pool.
+    """
     if len(states) == 1:
         yield states[0][0]
+        if keep is not None:
+            _keep(keep, states[0][0], pooled=False)
         return
     shape = (sum(s[0].shape[0] for s in states), states[0][0].shape[1])
     with _POOL_LOCK:
@@ -126,16 +140,88 @@ def _assemble(states: tuple[State, ...]) -> Iterator[np.ndarray]:
         buf = free.pop() if free else None
     if buf is None:
         buf = np.empty(shape, dtype=np.float32)
+    kept = False
     try:
         np.concatenate([s[0] for s in states], out=buf)
         yield buf
+        kept = keep is not None and _keep(keep, buf, pooled=True)
     finally:
-        with _POOL_LOCK:
-            if shape not in _POOL and len(_POOL) >= _POOL_SHAPES:
-                _POOL.clear()  # another fit: forget the old shapes
-            free = _POOL.setdefault(shape, [])
-            if len(free) < 2:
-                free.append(buf)
+        if not kept:
+            _to_pool(buf)
+
+
+def _to_pool(buf: np.ndarray) -> None:
+    with _POOL_LOCK:
+        shape = buf.shape
+        if shape not in _POOL and len(_POOL) >= _POOL_SHAPES:
+            _POOL.clear()  # another fit: forget the old shapes
+        free = _POOL.setdefault(shape, [])
+        if len(free) < 2:
+            free.append(buf)
+
+
+#: Per worker process, per fit: replicas of the factor matrices this worker assembled for
+#: its solves (the other side's blocks, fetched anyway), as fit -> side -> iteration ->
+#: (matrix, from the pool): a copy of the fit's state that cost no transfer, from which the
+#: client goes on when another worker is lost (see ``_BlockALS._recover``). Kept: the newest
+#: iteration held on both sides, and the newer one of a side (at most two per side), so one
+#: more buffer per side than the pool alone.
+_KEPT: dict[str, dict[int, dict[int, tuple[np.ndarray, bool]]]] = {}
+_KEPT_PER_SIDE = 2
+#: Fits that ended: a task of theirs still running (one of an attempt abandoned after a
+#: lost worker) keeps nothing.
+_ENDED: deque[str] = deque(maxlen=256)
+
+
+def _keep(keep: tuple[str, int, int], matrix: np.ndarray, pooled: bool) -> bool:
+    """Keep ``matrix`` as the replica ``keep = (fit, side, iteration)``; whether it was
+    taken (False: that replica is already kept, from another block task of this worker)."""
+    fit, side, iteration = keep
+    evicted = []
+    with _POOL_LOCK:
+        if fit in _ENDED:
+            return False
+        sides = _KEPT.setdefault(fit, {})
+        kept = sides.setdefault(side, {})
+        if iteration in kept:
+            return False
+        kept[iteration] = (matrix, pooled)
+        # Older than the newest iteration held on both sides: not needed any more.
+        both = set(sides.get(0, {})) & set(sides.get(1, {}))
+        for per_side in sides.values():
+            for it in sorted(per_side):
+                if (both and it < max(both)) or len(per_side) > _KEPT_PER_SIDE:
+                    evicted.append(per_side.pop(it))
+    for old, was_pooled in evicted:
+        if was_pooled:
+            _to_pool(old)
+    return True
+
+
+def replica_iterations(fit: str) -> list[int]:
+    """Worker function: the iterations of which this worker holds both sides' factors."""
+    with _POOL_LOCK:
+        sides = _KEPT.get(fit, {})
+        users, items = sides.get(0, {}), sides.get(1, {})
+        return sorted(set(users) & set(items))
+
+
+def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray]:
+    """Worker function: this worker's copies of (user, item) factors after ``iteration``."""
+    with _POOL_LOCK:
+        sides = _KEPT[fit]
+        return sides[0][iteration][0].copy(), sides[1][iteration][0].copy()
+
+
+def forget_replicas(fit: str) -> None:
+    """Worker function: drop the replicas of ``fit`` (the end of a fit)."""
+    with _POOL_LOCK:
+        _ENDED.append(fit)
+        sides = _KEPT.pop(fit, {})
+    for kept in sides.values():
+        for matrix, pooled in kept.values():
+            if pooled:
+                _to_pool(matrix)
 
 
 #: Per worker process: output buffers of block solves, by shape, reused once no one else
@@ -204,12 +290,15 @@ class _Clock:
 
 
 def _solve_block(
-    block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State, tag: Any = None
-) -> State:
-    """Worker task: new state of one block (CG warm-starts from its previous factors)."""
+    block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State, tag: Any = None,
+    keep: tuple[str, int, int] | None = None,
+) -> State:  # fmt: skip
+    """Worker task: new state of one block (CG warm-starts from its previous factors).
+
+    ``keep``: keep the assembled fixed matrix as a replica (see :func:`_keep`)."""
     alpha, w0, solver, cg_steps, num_threads = params
     clock = _Clock()
-    with _assemble(fixed) as y:
+    with _assemble(fixed, keep) as y:
         clock.lap("assemble")
         state = _solve_against(block, warm, y, alpha, w0, solver, cg_steps, num_threads, clock)
     clock.done(tag)
@@ -384,6 +473,10 @@ class _BlockALS:
             if directory is None
             else _read_checkpoint(directory, fingerprint, self.x, self.y)
         )
+        #: iterations the client has seen finish (loss recorded, callback called)
+        self.processed = self.done
+        #: names this fit's replicas on the workers (see ``_keep``)
+        self.fit_id = uuid.uuid4().hex
         slots = self._slots()
         n_blocks = blocks or len(slots)
         self.sides = [
@@ -431,9 +524,12 @@ class _BlockALS:
 
     def _submit_half(self, which: int, fixed: list[Any], it: int) -> list[Any]:
         side = self.sides[which]
+        # The fixed side's factors: the items after iteration it - 1 (user half), the users
+        # after iteration it (item half); every worker keeps them as a replica.
+        keep = (self.fit_id, 1 - which, it - 1 if which == 0 else it)
         side["states"] = [
             self.c.submit(
-                _solve_block, block, state, self.params, *fixed, tag=(which, j, it),
+                _solve_block, block, state, self.params, *fixed, tag=(which, j, it), keep=keep,
                 workers=[owner], allow_other_workers=False, pure=False,
             )
             for j, (block, state, owner) in enumerate(
@@ -510,11 +606,43 @@ class _BlockALS:
             if last or (self.checkpoint_every and (it + 1) % self.checkpoint_every == 0):
                 self._checkpoint(step)
                 self.done = it + 1
+            self.processed = it + 1
             if self.callback is not None:
                 self.callback(it, time.perf_counter() - t0, loss)
             t0 = time.perf_counter()
 
+    def _recover(self) -> None:
+        """After a lost worker: go on from the newest iteration whose factors (both sides)
+        a surviving worker holds as replicas, if the client has seen it finish and has no
+        newer checkpoint of its own."""
+        try:
+            held = self.c.run(replica_iterations, self.fit_id, on_error="return")
+            usable = [
+                (it, w) for w, its in held.items() if isinstance(its, list) for it in its
+                if self.done <= it < self.processed
+            ]  # fmt: skip
+            if not usable:
+                return
+            it, worker = max(usable)
+            x, y = self.c.run(replica_factors, self.fit_id, it, workers=[worker])[worker]
+        except _retryable():
+            return  # another worker lost meanwhile: the client's own checkpoint it is
+        self.x[...] = x
+        self.y[...] = y
+        self.fetched = None
+        self.done = it + 1
+
+    def _forget(self) -> None:
+        # A worker that is gone (or just restarted) holds nothing: errors are ignored.
+        self.c.run(forget_replicas, self.fit_id, on_error="ignore")
+
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._forget()
+
+    def _run(self) -> None:
         retryable = _retryable()
         failures = 0
         while True:
@@ -524,11 +652,12 @@ class _BlockALS:
                 self._materialise()
                 return
             except retryable as exc:
+                self._recover()
                 failures = 0 if self.done > start else failures + 1
                 if failures > _MAX_RETRIES:
                     raise
                 _log.warning(
-                    "ALS lost a worker or its data (%s: %s); going on from the checkpoint "
+                    "ALS lost a worker or its data (%s: %s); going on from the factors "
                     "after iteration %d (retry %d of %d).",
                     type(exc).__name__, exc, self.done, failures, _MAX_RETRIES,
                 )  # fmt: skip
@@ -546,7 +675,7 @@ def fit_als(
     client: Any = None,
     blocks: int | None = None,
     num_threads: int = 1,
-    checkpoint_every: int = 1,
+    checkpoint_every: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     callback: Callable[[int, float, float | None], Any] | None = None,
 ) -> Any:
@@ -566,13 +695,17 @@ def fit_als(
         per worker thread, each pinned to its worker.
     num_threads : int
         Threads of each block solve (0 = all cores of the worker's machine).
-    checkpoint_every : int
-        Fetch the factors to the client every this many iterations (overlapped with the
-        next iteration): a lost worker costs the iterations since the last checkpoint. 0:
-        only at the end (a lost worker restarts the fit from the start or ``checkpoint_dir``).
+    checkpoint_every : int, optional
+        Also fetch the factors to the client every this many iterations (overlapped with
+        the next iteration), and write them to ``checkpoint_dir`` if given. 0: only at the
+        end. Default: 1 with a ``checkpoint_dir``, else 0. A lost worker does not need
+        these: every worker keeps the factors it fetched for its own solves (the last two
+        iterations of each side, no extra transfer) and the fit goes on from the newest
+        iteration a surviving worker holds, which costs the iterations in flight. Client
+        checkpoints matter when every worker is lost at once, or the client itself.
     checkpoint_dir : str or path-like, optional
-        Also write the factors there at every checkpoint and resume from them when the same
-        fit (same data and parameters) is started again.
+        Write the factors there at every client checkpoint and resume from them when the
+        same fit (same data and parameters) is started again.
     callback : callable, optional
         ``callback(iteration, seconds, loss)`` after each iteration, as for ``ALS.fit``.
 
@@ -591,9 +724,11 @@ def fit_als(
     num_threads = check_num_threads(num_threads)
     if blocks is not None:
         blocks = check_positive_int(blocks, "blocks")
+    if checkpoint_every is None:
+        checkpoint_every = 0 if checkpoint_dir is None else 1
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
             or checkpoint_every < 0:  # fmt: skip
-        raise ValueError(f"checkpoint_every must be an int >= 0; got {checkpoint_every!r}.")
+        raise ValueError(f"checkpoint_every must be None or an int >= 0; got {checkpoint_every!r}.")
     p = dict(model._checked())
     p["calculate_loss"] = bool(model.calculate_training_loss)
     data = as_interactions(interactions)
