@@ -941,6 +941,40 @@ inline std::vector<int32_t> svd_strata(const std::vector<int64_t> &counts, int p
     return of;
 }
 
+// The DSGD schedule shared by both orders: `epochs` epochs of T phases; in phase s the T
+// blocks (a, (a + s) mod T) run in parallel, block b = a * T + c being run(e, b), which
+// returns its sum of squared errors; sse_out[e] = the epoch's sum. A thread takes the blocks
+// of one item stratum c (item rows stay in its cache; user rows move, and the lane kernel
+// prefetches them). Blocks of a phase share no user and no item, so the result does not
+// depend on which thread runs which block.
+template <class RunBlock>
+inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
+    std::vector<double> sse(size_t(T) * T, 0.0);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        const int tid = 0, team = 1;
+#endif
+        for (int e = 0; e < epochs; ++e) {
+            for (int s = 0; s < T; ++s) {
+                for (int c = tid; c < T; c += team) {
+                    const int64_t b = int64_t((c + T - s) % T) * T + c;
+                    sse[b] = run(e, b);
+                }
+#pragma omp barrier
+            }
+#pragma omp single
+            {
+                double total = 0.0;
+                for (double x : sse) total += x;
+                sse_out[e] = total;
+            }
+        }
+    }
+}
+
 // The user-major epochs of svd_fit (order="users"; rows already padded to v * 16 floats).
 // Blocks (user stratum, item stratum) as for DSGD (one block when T == 1). Within a block
 // the ratings are grouped by user (a segment per user, users in index order, a user's
@@ -1028,35 +1062,14 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 std::swap(rec[j], rec[seg[s] + int64_t(svd_draw_below(sm, uint64_t(j - seg[s] + 1)))]);
     }
     std::vector<int32_t> order(seg_user.size());
-    std::vector<double> sse(size_t(n_blocks), 0.0);
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        const int tid = 0, team = 1;
-#endif
-        for (int e = 0; e < epochs; ++e) {
-            for (int s = 0; s < T; ++s) {
-                for (int c = tid; c < T; c += team) {  // a thread per item stratum
-                    const int64_t b = int64_t((c + T - s) % T) * T + c;
-                    SplitMix64 sm = stream(epoch_seed[e], b);
-                    const int64_t s0 = block_seg[b];
-                    sse[b] = sgd_detail::svd_worker_users(
-                        rec.data(), seg.data() + s0, seg_user.data() + s0, block_seg[b + 1] - s0,
-                        order.data() + s0, sm, bu, bi, P, Q, v, h, lanes,
-                        lanes ? nullptr : scratch.data() + block_start[b]);
-                }
-#pragma omp barrier
-            }
-#pragma omp single
-            {
-                double total = 0.0;
-                for (double x : sse) total += x;
-                sse_out[e] = total;
-            }
-        }
-    }
+    svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
+        SplitMix64 sm = stream(epoch_seed[e], b);
+        const int64_t s0 = block_seg[b];
+        return sgd_detail::svd_worker_users(
+            rec.data(), seg.data() + s0, seg_user.data() + s0, block_seg[b + 1] - s0,
+            order.data() + s0, sm, bu, bi, P, Q, v, h, lanes,
+            lanes ? nullptr : scratch.data() + block_start[b]);
+    });
 }
 
 // `epochs` SGD epochs over the triples (read only; indices validated by the caller).
@@ -1067,11 +1080,12 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
 // num_threads == 1: the sequential algorithm (each epoch one uniform shuffle, svd_shuffle's
 // permutation). T = num_threads > 1: stratified SGD (DSGD, Gemulla, Nijkamp, Haas & Sismanis
 // 2011) instead of Hogwild: users and items are cut into T contiguous strata of about equal
-// rating counts, giving T x T blocks; an epoch is T phases, and in phase s thread t runs the
-// block (t, (t + s) mod T), its ratings shuffled with a stream drawn from (state, epoch,
-// block). Blocks of one phase share no user and no item, so the threads never write the
-// same parameters (no races, no cache lines bouncing between cores, which made Hogwild on
-// ml-100k slower than one thread) and the result does not depend on timing: deterministic
+// rating counts, giving T x T blocks; an epoch is T phases, and in phase s the blocks
+// (a, (a + s) mod T) run in parallel (svd_dsgd_epochs), each block's ratings shuffled with a
+// stream drawn from (state, epoch, block). Blocks of one phase share no user and no item,
+// so the threads never write the same parameters (no races, no cache lines bouncing
+// between cores, which made Hogwild on ml-100k slower than one thread) and the result does
+// not depend on timing: deterministic
 // for a given thread count, though not equal to the one-thread result. At most nnz / 4096
 // threads run.
 //
@@ -1118,43 +1132,21 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
         for (int64_t t = 0; t < nnz; ++t)
             rec[fill[size_t(us[users[t]]) * T + is[items[t]]]++] =
                 SvdRecord{users[t], items[t], ratings[t], 0};
-        std::vector<double> sse(size_t(T) * T, 0.0);
         std::vector<uint64_t> epoch_seed(epochs, 0);
         if (shuffle_state) {
             SplitMix64 sm(*shuffle_state);
             for (auto &s : epoch_seed) s = sm.next();
             *shuffle_state = sm.state;
         }
-#pragma omp parallel num_threads(T)
-        {
-#ifdef _OPENMP
-            const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-            const int tid = 0, team = 1;
-#endif
-            for (int e = 0; e < epochs; ++e) {
-                for (int s = 0; s < T; ++s) {
-                    for (int a = tid; a < T; a += team) {  // a thread per user stratum
-                        const size_t b = size_t(a) * T + (a + s) % T;
-                        SvdRecord *blk = rec.data() + start[b];
-                        const int64_t m = start[b + 1] - start[b];
-                        if (shuffle_state) {
-                            uint64_t st = SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * (b + 1))).next();
-                            svd_shuffle_records(blk, m, st);
-                        }
-                        sse[b] = sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data,
-                                                               Qp.data, v, h);
-                    }
-#pragma omp barrier
-                }
-#pragma omp single
-                {
-                    double total = 0.0;
-                    for (double x : sse) total += x;
-                    sse_out[e] = total;
-                }
+        svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
+            SvdRecord *blk = rec.data() + start[b];
+            const int64_t m = start[b + 1] - start[b];
+            if (shuffle_state) {
+                uint64_t st = SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * uint64_t(b + 1))).next();
+                svd_shuffle_records(blk, m, st);
             }
-        }
+            return sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data, Qp.data, v, h);
+        });
     }
     for (int64_t u = 0; u < n_users; ++u)
         std::copy(Pp.data + u * stride, Pp.data + u * stride + f, P + u * f);
