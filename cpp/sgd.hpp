@@ -667,7 +667,8 @@ inline uint64_t svd_draw_below(SplitMix64 &sm, uint64_t n) { return ((sm.next() 
 // Fisher-Yates permutation of [0, n) into order[0..n).
 inline void svd_permutation(int32_t *order, int64_t n, SplitMix64 &sm) {
     for (int64_t s = 0; s < n; ++s) order[s] = int32_t(s);
-    for (int64_t j = n - 1; j > 0; --j) std::swap(order[j], order[svd_draw_below(sm, uint64_t(j + 1))]);
+    for (int64_t j = n - 1; j > 0; --j)
+        std::swap(order[j], order[svd_draw_below(sm, uint64_t(j + 1))]);
 }
 
 // The visiting order of one user-major epoch (see above): writes the ratings of the block
@@ -727,9 +728,9 @@ __attribute__((always_inline)) inline svd_a16 svd_dot_rows(const svd_a16 *p, con
 // blocks per row, V <= 8 so that the lanes' rows fit the registers; needs a_pu > 1/2 so
 // that the lane scales stay normal between renormalisations).
 template <int V>
-__attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *rec, const int64_t *seg, const int32_t *seg_user,
-                            int64_t n_seg, int32_t *order, SplitMix64 &sm, float *bu, float *bi,
-                            float *P, float *Q, const SvdRates &h) {
+__attribute__((always_inline)) inline double svd_run_users(
+    const SvdItemRating *rec, const int64_t *seg, const int32_t *seg_user, int64_t n_seg,
+    int32_t *order, SplitMix64 &sm, float *bu, float *bi, float *P, float *Q, const SvdRates &h) {
     constexpr int L = kSvdLanes;
     constexpr int64_t stride = int64_t(V) * 16;
     const float a_bu = 1.0f - h.lr_bu * h.reg_bu, a_bi = 1.0f - h.lr_bi * h.reg_bi;
@@ -778,7 +779,8 @@ __attribute__((always_inline)) inline double svd_run_users(const SvdItemRating *
             --left[l];
             // The next rating's item row (a loop with a compile-time bound: prefetch_row's
             // runtime bound measured 20 % slower on ml-latest-small).
-            const char *next_q = reinterpret_cast<const char *>(Q + int64_t(base[l][idx[l]].i) * stride);
+            const char *next_q =
+                reinterpret_cast<const char *>(Q + int64_t(base[l][idx[l]].i) * stride);
             for (int line = 0; line < V * 64; line += 64) __builtin_prefetch(next_q + line);
             q[l] = reinterpret_cast<svd_a16 *>(Q + int64_t(rc[l].i) * stride);
         }
@@ -1042,7 +1044,8 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
     seg.push_back(nnz);
     std::vector<int32_t>().swap(rec_user);  // not needed during the epochs
     bool short_segments = true;
-    for (size_t s = 0; s + 1 < seg.size(); ++s) short_segments &= seg[s + 1] - seg[s] < (int64_t(1) << 31);
+    for (size_t s = 0; s + 1 < seg.size(); ++s)
+        short_segments &= seg[s + 1] - seg[s] < (int64_t(1) << 31);
     const bool lanes = sgd_detail::svd_lanes_apply(v, h, short_segments);
     // The general path's records, allocated here (an allocation failure inside the
     // parallel region would end the process): block b uses [block_start[b], ...).
@@ -1059,7 +1062,8 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
         SplitMix64 sm = stream(prep, b);
         for (int64_t s = block_seg[b]; s < block_seg[b + 1]; ++s)
             for (int64_t j = seg[s + 1] - 1; j > seg[s]; --j)
-                std::swap(rec[j], rec[seg[s] + int64_t(svd_draw_below(sm, uint64_t(j - seg[s] + 1)))]);
+                std::swap(rec[j],
+                          rec[seg[s] + int64_t(svd_draw_below(sm, uint64_t(j - seg[s] + 1)))]);
     }
     std::vector<int32_t> order(seg_user.size());
     svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
@@ -1142,7 +1146,8 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
             SvdRecord *blk = rec.data() + start[b];
             const int64_t m = start[b + 1] - start[b];
             if (shuffle_state) {
-                uint64_t st = SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * uint64_t(b + 1))).next();
+                uint64_t st =
+                    SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * uint64_t(b + 1))).next();
                 svd_shuffle_records(blk, m, st);
             }
             return sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data, Qp.data, v, h);
