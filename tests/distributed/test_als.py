@@ -90,11 +90,11 @@ def test_fit_als_bad_input(client):
 
 
 @pytest.mark.parametrize(
-    ("noticed", "every"),
-    [(False, None), (True, None), (False, 1)],
-    ids=["at-once", "after-scheduler-noticed", "client-checkpoints"],
+    ("noticed", "every", "loss"),
+    [(False, None, False), (True, None, False), (False, 1, False), (False, None, True)],
+    ids=["at-once", "after-scheduler-noticed", "client-checkpoints", "with-loss"],
 )
-def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
+def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every, loss):
     """SIGKILL one worker process between iterations (its blocks and factor states are
     lost): the fit places the blocks again on the workers alive, goes on from the factors
     the surviving worker holds (or the client's checkpoint) and ends with the
@@ -102,7 +102,8 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
     fails); "after-scheduler-noticed" waits until the scheduler dropped the worker.
     Iteration 0 never runs again: the fit did not start over."""
     client.wait_for_workers(2, timeout=300)
-    want = ALS(**_params(iterations=5), num_threads=1).fit(INTER)
+    params = _params(iterations=5, calculate_training_loss=loss)
+    want = ALS(**params, num_threads=1).fit(INTER)
     killed = []
     seen = []
 
@@ -116,12 +117,12 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
                 time.sleep(0.05)
 
     got = fit_als(
-        ALS(**_params(iterations=5)), INTER, client=client, blocks=4, checkpoint_every=every,
+        ALS(**params), INTER, client=client, blocks=4, checkpoint_every=every,
         callback=kill_one,
     )  # fmt: skip
     assert killed
     assert seen.count(0) == 1, seen
-    assert seen[-1] == 4, seen
+    assert sorted(set(seen)) == list(range(5)), seen  # every iteration reported
     _assert_same_fit(got, want)
     client.wait_for_workers(2, timeout=300)  # the nanny restarts it; leave the cluster whole
     kept = client.run(lambda: len(distributed_als._KEPT))  # replicas dropped at the end
@@ -130,14 +131,15 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every):
 
 def test_replicas_are_kept_evicted_and_forgotten():
     """Worker-side replica bookkeeping, in this process, in the order a fit keeps them
-    (user half t: the items after t - 1; item half t: the users after t): the newest
-    iteration held on both sides stays, older ones go back to the pool, and nothing is
+    (user half t: the items after t - 1; item half t: the users after t): the two newest
+    iterations held on both sides stay, older ones go back to the pool, and nothing is
     kept for a fit that ended."""
     fit = "test-fit"
     shapes = {0: (3, 2), 1: (5, 2)}  # users, items
 
-    def keep(side: int, it: int) -> bool:
-        return distributed_als._keep((fit, side, it), np.full(shapes[side], it, np.float32), True)
+    def keep(side: int, it: int, name: str = fit) -> bool:
+        matrix = np.full(shapes[side], it, np.float32)
+        return distributed_als._keep((name, side, it), matrix, True)
 
     def pooled(side: int) -> int:
         return len(distributed_als._POOL.get(shapes[side], []))
@@ -147,24 +149,33 @@ def test_replicas_are_kept_evicted_and_forgotten():
     assert keep(0, 0)  # item half 0
     assert not keep(0, 0)  # another block task of the same worker
     assert distributed_als.replica_iterations(fit) == []
-    assert keep(1, 0)  # user half 1: iteration 0 is complete, items -1 evicted
-    assert distributed_als.replica_iterations(fit) == [0]
-    assert (pooled(0), pooled(1)) == (0, 1)
+    assert keep(1, 0)  # user half 1: iteration 0 is complete
     assert keep(0, 1)
     assert distributed_als.replica_iterations(fit) == [0]
-    assert keep(1, 1)  # iteration 1 complete: both sides of iteration 0 evicted
-    assert distributed_als.replica_iterations(fit) == [1]
+    assert keep(1, 1)  # iterations 0 and 1 complete: the items of -1 go
+    assert distributed_als.replica_iterations(fit) == [0, 1]
+    assert (pooled(0), pooled(1)) == (0, 1)
+    assert keep(0, 2)
+    assert keep(1, 2)  # 1 and 2 complete: both sides of iteration 0 go
+    assert distributed_als.replica_iterations(fit) == [1, 2]
     assert (pooled(0), pooled(1)) == (1, 2)
     x, y = distributed_als.replica_factors(fit, 1)
     assert x.shape == shapes[0]
     assert y.shape == shapes[1]
     assert (x == 1).all()
     assert (y == 1).all()
-    assert keep(0, 2)
-    assert distributed_als.replica_iterations(fit) == [1]
+    assert distributed_als.replica_factors(fit, 0) is None  # evicted
     distributed_als.forget_replicas(fit)
     assert distributed_als.replica_iterations(fit) == []
     assert (pooled(0), pooled(1)) == (2, 2)  # at most two per shape
     assert not keep(0, 3)  # the fit ended: a late task keeps nothing
     assert distributed_als.replica_iterations(fit) == []
+    # Fits whose client never ended them: the oldest goes when a new one starts keeping.
+    names = [f"orphan-{k}" for k in range(distributed_als._KEPT_FITS + 1)]
+    for name in names:
+        assert keep(0, 0, name)
+    assert list(distributed_als._KEPT) == names[1:]
+    for name in names:
+        distributed_als.forget_replicas(name)
+    assert not distributed_als._KEPT
     distributed_als._POOL.clear()

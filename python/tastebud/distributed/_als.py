@@ -23,18 +23,18 @@ The client only orchestrates futures; factors reach it only at checkpoints, in t
 With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
 thread for the Gram matrix; the test asks 1e-4).
 
-Fault tolerance: every worker keeps, for the last two iterations, the full factor matrices it
-assembled for its own solves (``_keep``: the other side's blocks, fetched anyway, so this
-costs memory, about two copies of each factor matrix per worker, and no transfer). If a
-worker is lost, the blocks are placed again on the workers still alive (interactions re-sent
-from the client) and the fit goes on from the newest iteration of which a surviving worker
-holds both sides: a lost worker costs the iterations in flight. Every ``checkpoint_every``
-iterations the client also fetches the factors (while the workers already run the next
-iteration) and keeps them, for the case where every worker is lost at once; with
-``checkpoint_dir`` it also writes them there (``.npz``, atomically), and a new ``fit_als``
-call on the same data and parameters resumes from the file (e.g. after the client process
-itself died). The blocks keep their bounds, so the result is the same as without the
-failure.
+Fault tolerance: every worker keeps the full factor matrices it assembled for its own solves
+(``_keep``: the other side's blocks, which it fetches anyway; the two newest iterations it
+holds on both sides), so this costs no transfer and about two more copies of each factor
+matrix per worker. If a worker is lost, the blocks are placed again on the workers still
+alive (interactions re-sent from the client) and the fit goes on from the newest iteration
+that the client saw finish and a surviving worker holds: a lost worker costs the iterations
+in flight. The client also fetches the factors (while the workers already run the next
+iteration) every ``checkpoint_every`` iterations: by default only when the blocks sit on a
+single worker (whose copies would go with it) or with ``checkpoint_dir``, where it writes
+them (``.npz``, atomically), and a new ``fit_als`` call on the same data and parameters
+resumes from the file (e.g. after the client process itself died). The blocks keep their
+bounds, so the result is the same as without the failure.
 """
 
 from __future__ import annotations
@@ -163,11 +163,14 @@ def _to_pool(buf: np.ndarray) -> None:
 #: Per worker process, per fit: replicas of the factor matrices this worker assembled for
 #: its solves (the other side's blocks, fetched anyway), as fit -> side -> iteration ->
 #: (matrix, from the pool): a copy of the fit's state that cost no transfer, from which the
-#: client goes on when another worker is lost (see ``_BlockALS._recover``). Kept: the newest
-#: iteration held on both sides, and the newer one of a side (at most two per side), so one
-#: more buffer per side than the pool alone.
+#: client goes on when another worker is lost (see ``_BlockALS._recover``). Kept: the two
+#: newest iterations held on both sides and anything newer (the client sees an iteration
+#: finish at most one iteration after the workers, so the older of the two is one it has
+#: seen). That is about two more copies of each factor matrix per worker than the pool.
 _KEPT: dict[str, dict[int, dict[int, tuple[np.ndarray, bool]]]] = {}
-_KEPT_PER_SIDE = 2
+#: Fits whose replicas a worker holds at most (a client that died never says it is done:
+#: the oldest fit's replicas go when a new fit starts keeping).
+_KEPT_FITS = 4
 #: Fits that ended: a task of theirs still running (one of an attempt abandoned after a
 #: lost worker) keeps nothing.
 _ENDED: deque[str] = deque(maxlen=256)
@@ -177,20 +180,22 @@ def _keep(keep: tuple[str, int, int], matrix: np.ndarray, pooled: bool) -> bool:
     """Keep ``matrix`` as the replica ``keep = (fit, side, iteration)``; whether it was
     taken (False: that replica is already kept, from another block task of this worker)."""
     fit, side, iteration = keep
-    evicted = []
+    evicted: list[tuple[np.ndarray, bool]] = []
     with _POOL_LOCK:
         if fit in _ENDED:
             return False
+        if fit not in _KEPT and len(_KEPT) >= _KEPT_FITS:
+            oldest = next(iter(_KEPT))  # insertion order: the oldest fit
+            evicted.extend(m for per_side in _KEPT.pop(oldest).values() for m in per_side.values())
         sides = _KEPT.setdefault(fit, {})
         kept = sides.setdefault(side, {})
         if iteration in kept:
             return False
         kept[iteration] = (matrix, pooled)
-        # Older than the newest iteration held on both sides: not needed any more.
-        both = set(sides.get(0, {})) & set(sides.get(1, {}))
-        for per_side in sides.values():
-            for it in sorted(per_side):
-                if (both and it < max(both)) or len(per_side) > _KEPT_PER_SIDE:
+        both = sorted(set(sides.get(0, {})) & set(sides.get(1, {})))
+        if len(both) >= 2:  # older than the two newest complete iterations: not needed
+            for per_side in sides.values():
+                for it in [it for it in per_side if it < both[-2]]:
                     evicted.append(per_side.pop(it))
     for old, was_pooled in evicted:
         if was_pooled:
@@ -206,11 +211,15 @@ def replica_iterations(fit: str) -> list[int]:
         return sorted(set(users) & set(items))
 
 
-def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray]:
-    """Worker function: this worker's copies of (user, item) factors after ``iteration``."""
-    with _POOL_LOCK:
-        sides = _KEPT[fit]
-        return sides[0][iteration][0].copy(), sides[1][iteration][0].copy()
+def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Worker function: this worker's copies of (user, item) factors after ``iteration``
+    (None if it no longer holds them)."""
+    with _POOL_LOCK:  # held while copying: an evicted replica goes back to the pool
+        sides = _KEPT.get(fit, {})
+        x, y = sides.get(0, {}).get(iteration), sides.get(1, {}).get(iteration)
+        if x is None or y is None:
+            return None
+        return x[0].copy(), y[0].copy()
 
 
 def forget_replicas(fit: str) -> None:
@@ -452,7 +461,7 @@ class _BlockALS:
     """The client side of one ``fit_als`` call: block placement, submission, checkpoints."""
 
     def __init__(self, client: Any, model: Any, cui: sp.csr_matrix, p: dict[str, Any],
-                 blocks: int | None, num_threads: int, checkpoint_every: int,
+                 blocks: int | None, num_threads: int, checkpoint_every: int | None,
                  directory: Path | None, fingerprint: str,
                  callback: Callable[[int, float, float | None], Any] | None) -> None:  # fmt: skip
         self.c = client
@@ -473,8 +482,9 @@ class _BlockALS:
             if directory is None
             else _read_checkpoint(directory, fingerprint, self.x, self.y)
         )
-        #: iterations the client has seen finish (loss recorded, callback called)
-        self.processed = self.done
+        #: iterations the client has seen finish on the workers, and of those the ones whose
+        #: loss it recorded and callback it called (at most one fewer)
+        self.finished = self.reported = self.done
         #: names this fit's replicas on the workers (see ``_keep``)
         self.fit_id = uuid.uuid4().hex
         slots = self._slots()
@@ -486,7 +496,10 @@ class _BlockALS:
              "bounds": _balanced_bounds(ciu.indptr, n_blocks, f // 2)},
         ]  # fmt: skip
         self.params = (p["alpha"], p["w0"], p["solver"], p["cg_steps"], num_threads)
+        #: None: client checkpoints only with a checkpoint_dir, or when the blocks sit on a
+        #: single worker (whose replicas would be lost with it); see ``_place``
         self.checkpoint_every = checkpoint_every
+        self.every = 0
         self.callback = callback
         self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
         self.cells = n * m - cui.nnz
@@ -512,6 +525,13 @@ class _BlockALS:
         self.workers = set(slots)
         for side in self.sides:
             side["owners"] = [slots[j % len(slots)] for j in range(len(side["bounds"]))]
+        owners = {w for side in self.sides for w in side["owners"]}
+        self.every = (
+            self.checkpoint_every
+            if self.checkpoint_every is not None
+            else int(self.directory is not None or len(owners) < 2)
+        )
+        for side in self.sides:
             side["blocks"], side["states"] = [], []
             for (a, b), owner in zip(side["bounds"], side["owners"], strict=True):
                 payload = _block_payload(side["matrix"], side["reg"], a, b)
@@ -572,17 +592,50 @@ class _BlockALS:
         # Kept as fetched (no copy into the client's full matrices, ~100 MB a time at
         # scale): copied only when needed (a file to write, blocks to place again, the end).
         self.fetched = [[s[0] for s in states[:k]], [s[0] for s in states[k:]]]
+        self.done = step["it"] + 1  # before the file: a failed write must not undo this
         if self.directory is not None:
             self._materialise()
             _write_checkpoint(
-                self.directory, self.fingerprint, 2 * (step["it"] + 1), self.x, self.y,
-                self.losses,
-            )  # fmt: skip
+                self.directory, self.fingerprint, 2 * self.done, self.x, self.y, self.losses
+            )
+
+    def _loss(self, parts: list[tuple[float, float]]) -> float:
+        total = sum(v for v, _ in parts) + parts[0][1]
+        return total / (self.confidence + self.p["w0"] * self.cells)
+
+    def _report(self, it: int, seconds: float, loss: float | None) -> None:
+        if loss is not None:
+            self.losses.append(loss)
+        self.reported = it + 1
+        if self.callback is not None:
+            self.callback(it, seconds, loss)
+
+    def _report_recovered(self) -> None:
+        """The iteration recovered from a replica before the client reported it: its loss,
+        from the factors just placed, and its callback."""
+        if self.reported >= self.done:
+            return
+        loss = None
+        if self.p["calculate_loss"]:
+            users, items = self.sides
+            tasks = [
+                self.c.submit(
+                    _loss_block, block, state, self.params, *items["states"],
+                    workers=[owner], allow_other_workers=False, pure=False,
+                )
+                for block, state, owner in zip(
+                    users["blocks"], users["states"], users["owners"], strict=True
+                )
+            ]  # fmt: skip
+            _wait_watching(self.c, tasks, self.workers)
+            loss = self._loss(self.c.gather(tasks))
+        self._report(self.done - 1, 0.0, loss)
 
     def _iterate(self) -> None:
         """Run from the last checkpoint to the end; raises a retryable error on a lost worker."""
         iterations = self.p["iterations"]
         self._place()
+        self._report_recovered()
         pending: deque[dict[str, Any]] = deque()
         t0 = time.perf_counter()
         for it in range(self.done, min(self.done + 2, iterations)):
@@ -590,51 +643,51 @@ class _BlockALS:
         while pending:
             step = pending.popleft()
             _wait_watching(self.c, step["xs"] + step["ys"] + step["loss"], self.workers)
+            it = step["it"]
+            self.finished = it + 1
             # Two iterations queued on the workers while this one's loss and checkpoint are
             # fetched: the fetch (~100 MB at scale) must not leave the workers idle.
-            nxt = step["it"] + 2
+            nxt = it + 2
             if nxt < iterations:
                 pending.append(self._submit_iteration(nxt))
-            loss = None
-            if step["loss"]:
-                parts = self.c.gather(step["loss"])
-                total = sum(v for v, _ in parts) + parts[0][1]
-                loss = total / (self.confidence + self.p["w0"] * self.cells)
-                self.losses.append(loss)
-            it = step["it"]
-            last = it + 1 == iterations
-            if last or (self.checkpoint_every and (it + 1) % self.checkpoint_every == 0):
+            loss = self._loss(self.c.gather(step["loss"])) if step["loss"] else None
+            if it + 1 == iterations or (self.every and (it + 1) % self.every == 0):
                 self._checkpoint(step)
-                self.done = it + 1
-            self.processed = it + 1
-            if self.callback is not None:
-                self.callback(it, time.perf_counter() - t0, loss)
+            self._report(it, time.perf_counter() - t0, loss)
             t0 = time.perf_counter()
 
     def _recover(self) -> None:
         """After a lost worker: go on from the newest iteration whose factors (both sides)
-        a surviving worker holds as replicas, if the client has seen it finish and has no
-        newer checkpoint of its own."""
+        a surviving worker holds as replicas, if the client saw it finish and holds no
+        newer factors of its own."""
         try:
             held = self.c.run(replica_iterations, self.fit_id, on_error="return")
-            usable = [
-                (it, w) for w, its in held.items() if isinstance(its, list) for it in its
-                if self.done <= it < self.processed
-            ]  # fmt: skip
-            if not usable:
+            usable = sorted(
+                ((it, w) for w, its in held.items() if isinstance(its, list) for it in its
+                 if self.done <= it < self.finished),
+                reverse=True,
+            )  # fmt: skip
+            for it, worker in usable:
+                got = self.c.run(replica_factors, self.fit_id, it, workers=[worker])
+                if got.get(worker) is not None:  # None: evicted since it was listed
+                    x, y = got[worker]
+                    break
+            else:
                 return
-            it, worker = max(usable)
-            x, y = self.c.run(replica_factors, self.fit_id, it, workers=[worker])[worker]
         except _retryable():
-            return  # another worker lost meanwhile: the client's own checkpoint it is
+            return  # another worker lost meanwhile: the client's own factors it is
         self.x[...] = x
         self.y[...] = y
         self.fetched = None
         self.done = it + 1
 
     def _forget(self) -> None:
-        # A worker that is gone (or just restarted) holds nothing: errors are ignored.
-        self.c.run(forget_replicas, self.fit_id, on_error="ignore")
+        # A worker that is gone (or just restarted) holds nothing: errors are ignored, and
+        # never replace the error the fit may be ending with.
+        try:
+            self.c.run(forget_replicas, self.fit_id, on_error="ignore")
+        except Exception as exc:  # cleanup only
+            _log.debug("could not drop the fit's replicas on the workers: %r", exc)
 
     def run(self) -> None:
         try:
@@ -657,12 +710,14 @@ class _BlockALS:
                 if failures > _MAX_RETRIES:
                     raise
                 _log.warning(
-                    "ALS lost a worker or its data (%s: %s); going on from the factors "
-                    "after iteration %d (retry %d of %d).",
+                    "ALS lost a worker or its data (%s: %s); going on at iteration %d "
+                    "(0-based; %d failure(s) in a row without progress, at most %d).",
                     type(exc).__name__, exc, self.done, failures, _MAX_RETRIES,
                 )  # fmt: skip
-                # Losses of the iterations after the checkpoint are computed again.
-                self.losses = self.losses[: self.done]
+                # The iterations after the factors the fit goes on from are run again.
+                self.finished = self.done
+                self.reported = min(self.reported, self.done)
+                self.losses = self.losses[: self.reported]
                 for side in self.sides:
                     side["blocks"], side["states"] = [], []
                 time.sleep(0.2 * failures)
@@ -697,12 +752,13 @@ def fit_als(
         Threads of each block solve (0 = all cores of the worker's machine).
     checkpoint_every : int, optional
         Also fetch the factors to the client every this many iterations (overlapped with
-        the next iteration), and write them to ``checkpoint_dir`` if given. 0: only at the
-        end. Default: 1 with a ``checkpoint_dir``, else 0. A lost worker does not need
-        these: every worker keeps the factors it fetched for its own solves (the last two
-        iterations of each side, no extra transfer) and the fit goes on from the newest
+        the next iteration), and write them to ``checkpoint_dir`` if given; 0: only at the
+        end. Default: every iteration with a ``checkpoint_dir`` or when all blocks sit on
+        one worker, else only at the end. A lost worker does not need them: every worker
+        keeps the factors it fetched for its own solves (no extra transfer; about two more
+        copies of each factor matrix per worker) and the fit goes on from the newest
         iteration a surviving worker holds, which costs the iterations in flight. Client
-        checkpoints matter when every worker is lost at once, or the client itself.
+        checkpoints matter when every worker holding blocks is lost at once, or the client.
     checkpoint_dir : str or path-like, optional
         Write the factors there at every client checkpoint and resume from them when the
         same fit (same data and parameters) is started again.
@@ -724,10 +780,11 @@ def fit_als(
     num_threads = check_num_threads(num_threads)
     if blocks is not None:
         blocks = check_positive_int(blocks, "blocks")
-    if checkpoint_every is None:
-        checkpoint_every = 0 if checkpoint_dir is None else 1
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
-            or checkpoint_every < 0:  # fmt: skip
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, (int, np.integer))
+        or checkpoint_every < 0
+    ):
         raise ValueError(f"checkpoint_every must be None or an int >= 0; got {checkpoint_every!r}.")
     p = dict(model._checked())
     p["calculate_loss"] = bool(model.calculate_training_loss)
@@ -741,7 +798,8 @@ def fit_als(
 
     with session(client) as c, blas_limit:
         run = _BlockALS(
-            c, model, cui, p, blocks, num_threads, int(checkpoint_every), directory,
+            c, model, cui, p, blocks, num_threads,
+            None if checkpoint_every is None else int(checkpoint_every), directory,
             fingerprint, callback,
         )  # fmt: skip
         run.run()
