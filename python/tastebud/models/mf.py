@@ -543,7 +543,7 @@ class SVD(_RatingModel):
         point of a cyclic order shuffled once per fit. Three users are in flight at a
         time and take turns, one rating each (``kernels.sgd.users_order`` defines the
         order exactly). Each user's factor row then stays in registers while its ratings
-        run, which made fits about 1.25x faster on one thread and 1.1-1.2x on two on
+        run, which made fits about 1.25x faster on one thread and 1.05-1.15x on two on
         MovieLens, with the same RMSE (``benchmarks/README.md``).
 
         ``"ratings"``: a uniform shuffle of all ratings every epoch (textbook SGD).
