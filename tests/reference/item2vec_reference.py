@@ -15,6 +15,13 @@ MIX1 = 0xBF58476D1CE4E5B9
 MIX2 = 0x94D049BB133111EB
 
 
+def sigmoid(s: float) -> float:
+    """The logistic function, 1 / (1 + exp(-s)); exp overflows to inf (and the result to 0)
+    for s below about -709, which is the intended value, not an error."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-s))
+
+
 class SplitMix64:
     def __init__(self, state: int) -> None:
         self.state = int(state) & MASK
@@ -74,7 +81,7 @@ def sgns_centre(
                 continue
             s = float(np.dot(x[r].astype(np.float64), y[q].astype(np.float64)))
             label = 1.0 if q == 0 else 0.0
-            g[r, q] = np.float32((label - 1.0 / (1.0 + np.exp(-s))) * lr)
+            g[r, q] = np.float32((label - sigmoid(s)) * lr)
     np.add.at(in_vecs, contexts, (g.astype(np.float64) @ y).astype(np.float32))
     np.add.at(out_vecs, targets, (g.T.astype(np.float64) @ x).astype(np.float32))
 
@@ -99,7 +106,7 @@ def sgns_pair(
         if max_dot > 0 and abs(s) >= max_dot:
             continue
         label = 1.0 if q == 0 else 0.0
-        g = float(np.float32((label - 1.0 / (1.0 + np.exp(-s))) * lr))
+        g = float(np.float32((label - sigmoid(s)) * lr))
         work += g * out_vecs[t].astype(np.float64)
         out_vecs[t] = (out_vecs[t].astype(np.float64) + g * x).astype(np.float32)
     in_vecs[context] = (in_vecs[context].astype(np.float64) + work).astype(np.float32)
