@@ -85,7 +85,8 @@ def gradient(
     G = {k: np.zeros_like(v, dtype=np.float64) for k, v in P.items()}
     if kind == "logistic":
         s = p @ q_i + bu + b_i
-        dl = 1.0 / (1.0 + np.exp(-s)) - y
+        with np.errstate(over="ignore"):  # exp overflows to inf: the logistic is then 0
+            dl = 1.0 / (1.0 + np.exp(-s)) - y
         G["U"] += np.outer(X[u], dl * q_i)
         G["c"] += X[u] * dl
         G["V"] += np.outer(Y[i], dl * p)
@@ -95,7 +96,8 @@ def gradient(
         q_j, b_j = Y[j] @ P["V"], Y[j] @ P["d"]
         x = p @ (q_i - q_j) + b_i - b_j
         if kind == "bpr":
-            dl = -1.0 / (1.0 + np.exp(x))  # d softplus(-x) / dx
+            with np.errstate(over="ignore"):  # d softplus(-x) / dx; 0 when exp overflows
+                dl = -1.0 / (1.0 + np.exp(x))
         else:
             weight = np.log(max(1, warp_rank(Y.shape[0], trials)))
             dl = -weight if 1.0 - x > 0 else 0.0
