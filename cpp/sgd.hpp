@@ -31,6 +31,13 @@ struct SplitMix64 {
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
         return z ^ (z >> 31);
     }
+    // Uniform integer in [0, n) for n < 2^32 (Lemire's multiply-shift on the top 32 bits):
+    // the draw of every SGD shuffle here and of kernels/sgd.py's _below.
+    uint64_t below(uint64_t n) { return ((next() >> 32) * n) >> 32; }
+    // The stream of block b from `seed` (DSGD blocks, the user-major segments).
+    static SplitMix64 block(uint64_t seed, int64_t b) {
+        return SplitMix64(SplitMix64(seed ^ (0x9E3779B97F4A7C15ULL * uint64_t(b + 1))).next());
+    }
 };
 
 // xoshiro256** (Blackman & Vigna), seeded through SplitMix64 as its authors advise.
@@ -493,7 +500,7 @@ inline void svd_shuffle(int32_t *users, int32_t *items, float *ratings, int64_t 
                         uint64_t &state) {
     SplitMix64 sm(state);
     for (int64_t j = n - 1; j > 0; --j) {
-        const uint64_t k = ((sm.next() >> 32) * uint64_t(j + 1)) >> 32;
+        const uint64_t k = sm.below(uint64_t(j + 1));
         std::swap(users[j], users[k]);
         std::swap(items[j], items[k]);
         std::swap(ratings[j], ratings[k]);
@@ -661,14 +668,11 @@ struct SvdItemRating {
 
 constexpr int kSvdLanes = 3;
 
-// Lemire's multiply-shift draw in [0, n) from the top 32 bits (as svd_shuffle).
-inline uint64_t svd_draw_below(SplitMix64 &sm, uint64_t n) { return ((sm.next() >> 32) * n) >> 32; }
-
 // Fisher-Yates permutation of [0, n) into order[0..n).
 inline void svd_permutation(int32_t *order, int64_t n, SplitMix64 &sm) {
     for (int64_t s = 0; s < n; ++s) order[s] = int32_t(s);
     for (int64_t j = n - 1; j > 0; --j)
-        std::swap(order[j], order[svd_draw_below(sm, uint64_t(j + 1))]);
+        std::swap(order[j], order[sm.below(uint64_t(j + 1))]);
 }
 
 // The visiting order of one user-major epoch (see above): writes the ratings of the block
@@ -689,7 +693,7 @@ inline void svd_users_order(const SvdItemRating *rec, const int64_t *seg,
         base[l] = seg[s];
         user[l] = seg_user[s];
         len[l] = left[l] = seg[s + 1] - seg[s];
-        idx[l] = int64_t(svd_draw_below(sm, uint64_t(len[l])));
+        idx[l] = int64_t(sm.below(uint64_t(len[l])));
     };
     auto visit = [&](int l) {
         const SvdItemRating &x = rec[base[l] + idx[l]];
@@ -756,7 +760,7 @@ __attribute__((always_inline)) inline double svd_run_users(
             __builtin_prefetch(bu + u_next);
         }
         len[l] = left[l] = int32_t(seg[s + 1] - seg[s]);
-        idx[l] = int32_t(svd_draw_below(sm, uint64_t(len[l])));
+        idx[l] = int32_t(sm.below(uint64_t(len[l])));
         base[l] = rec + seg[s];
         u[l] = seg_user[s];
         const svd_a16 *src = reinterpret_cast<const svd_a16 *>(P + u[l] * stride);
@@ -918,8 +922,7 @@ inline double svd_worker_users(const SvdItemRating *rec, const int64_t *seg,
 inline void svd_shuffle_records(SvdRecord *rec, int64_t n, uint64_t &state) {
     SplitMix64 sm(state);
     for (int64_t j = n - 1; j > 0; --j) {
-        const uint64_t k = ((sm.next() >> 32) * uint64_t(j + 1)) >> 32;
-        std::swap(rec[j], rec[k]);
+        std::swap(rec[j], rec[sm.below(uint64_t(j + 1))]);
     }
     state = sm.state;
 }
@@ -942,6 +945,26 @@ inline std::vector<int32_t> svd_strata(const std::vector<int64_t> &counts, int p
     }
     return of;
 }
+
+// The DSGD strata of every user and item for T threads (all 0 when T == 1): block of a
+// rating = us[user] * T + is[item].
+struct SvdStrata {
+    std::vector<int32_t> us, is;
+    int T;
+    SvdStrata(const int32_t *users, const int32_t *items, int64_t nnz, int64_t n_users,
+              int64_t n_items, int T_)
+        : us(size_t(n_users), 0), is(size_t(n_items), 0), T(T_) {
+        if (T == 1) return;
+        std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
+        for (int64_t t = 0; t < nnz; ++t) {
+            ++ucount[users[t]];
+            ++icount[items[t]];
+        }
+        us = svd_strata(ucount, T);
+        is = svd_strata(icount, T);
+    }
+    int64_t block(int32_t u, int32_t i) const { return int64_t(us[u]) * T + is[i]; }
+};
 
 // The DSGD schedule shared by both orders: `epochs` epochs of T phases; in phase s the T
 // blocks (a, (a + s) mod T) run in parallel, block b = a * T + c being run(e, b), which
@@ -988,17 +1011,7 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                           int64_t nnz, float *bu, float *bi, float *P, float *Q, int64_t n_users,
                           int64_t n_items, int v, const SvdRates &h, int epochs, uint64_t &state,
                           int T, double *sse_out) {
-    constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
-    std::vector<int32_t> us(size_t(n_users), 0), is(size_t(n_items), 0);
-    if (T > 1) {
-        std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
-        for (int64_t t = 0; t < nnz; ++t) {
-            ++ucount[users[t]];
-            ++icount[items[t]];
-        }
-        us = svd_strata(ucount, T);
-        is = svd_strata(icount, T);
-    }
+    const SvdStrata strata(users, items, nnz, n_users, n_items, T);
     // Group the ratings by (block, user), stably: a counting sort by user where the
     // triples are not sorted by user (the models pass them sorted), then one by block.
     const int64_t n_blocks = int64_t(T) * T;
@@ -1012,7 +1025,7 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
         by_user.resize(static_cast<size_t>(nnz));
         for (int64_t t = 0; t < nnz; ++t) by_user[at[users[t]]++] = t;
     }
-    auto block_of = [&](int64_t t) { return int64_t(us[users[t]]) * T + is[items[t]]; };
+    auto block_of = [&](int64_t t) { return strata.block(users[t], items[t]); };
     std::vector<int64_t> block_start(size_t(n_blocks) + 1, 0);
     for (int64_t t = 0; t < nnz; ++t) ++block_start[block_of(t) + 1];
     for (int64_t b = 0; b < n_blocks; ++b) block_start[b + 1] += block_start[b];
@@ -1055,19 +1068,15 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
     std::vector<uint64_t> epoch_seed(size_t(std::max(epochs, 0)));
     for (auto &e : epoch_seed) e = seeds.next();
     state = seeds.state;
-    auto stream = [&](uint64_t seed, int64_t b) {
-        return SplitMix64(SplitMix64(seed ^ (kGolden * uint64_t(b + 1))).next());
-    };
     for (int64_t b = 0; b < n_blocks; ++b) {
-        SplitMix64 sm = stream(prep, b);
+        SplitMix64 sm = SplitMix64::block(prep, b);
         for (int64_t s = block_seg[b]; s < block_seg[b + 1]; ++s)
             for (int64_t j = seg[s + 1] - 1; j > seg[s]; --j)
-                std::swap(rec[j],
-                          rec[seg[s] + int64_t(svd_draw_below(sm, uint64_t(j - seg[s] + 1)))]);
+                std::swap(rec[j], rec[seg[s] + int64_t(sm.below(uint64_t(j - seg[s] + 1)))]);
     }
     std::vector<int32_t> order(seg_user.size());
     svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
-        SplitMix64 sm = stream(epoch_seed[e], b);
+        SplitMix64 sm = SplitMix64::block(epoch_seed[e], b);
         const int64_t s0 = block_seg[b];
         return sgd_detail::svd_worker_users(
             rec.data(), seg.data() + s0, seg_user.data() + s0, block_seg[b + 1] - s0,
@@ -1089,9 +1098,8 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
 // stream drawn from (state, epoch, block). Blocks of one phase share no user and no item,
 // so the threads never write the same parameters (no races, no cache lines bouncing
 // between cores, which made Hogwild on ml-100k slower than one thread) and the result does
-// not depend on timing: deterministic
-// for a given thread count, though not equal to the one-thread result. At most nnz / 4096
-// threads run.
+// not depend on timing: deterministic for a given thread count, though not equal to the
+// one-thread result. At most nnz / 4096 threads run.
 //
 // user_major (with a shuffle_state): the user-major order of svd_fit_users instead of the
 // uniform shuffles, on the same blocks.
@@ -1121,20 +1129,15 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
                                                        Qp.data, v, h);
         }
     } else {
-        std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
-        for (int64_t t = 0; t < nnz; ++t) {
-            ++ucount[users[t]];
-            ++icount[items[t]];
-        }
-        const std::vector<int32_t> us = svd_strata(ucount, T), is = svd_strata(icount, T);
+        const SvdStrata strata(users, items, nnz, n_users, n_items, T);
         // Counting sort of the records into blocks (a, b) = (user stratum, item stratum),
         // stable: within a block the ratings keep their array order.
         std::vector<int64_t> start(size_t(T) * T + 1, 0);
-        for (int64_t t = 0; t < nnz; ++t) ++start[size_t(us[users[t]]) * T + is[items[t]] + 1];
+        for (int64_t t = 0; t < nnz; ++t) ++start[strata.block(users[t], items[t]) + 1];
         for (size_t b = 0; b + 1 < start.size(); ++b) start[b + 1] += start[b];
         std::vector<int64_t> fill(start.begin(), start.end() - 1);
         for (int64_t t = 0; t < nnz; ++t)
-            rec[fill[size_t(us[users[t]]) * T + is[items[t]]]++] =
+            rec[fill[strata.block(users[t], items[t])]++] =
                 SvdRecord{users[t], items[t], ratings[t], 0};
         std::vector<uint64_t> epoch_seed(epochs, 0);
         if (shuffle_state) {
@@ -1146,8 +1149,7 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
             SvdRecord *blk = rec.data() + start[b];
             const int64_t m = start[b + 1] - start[b];
             if (shuffle_state) {
-                uint64_t st =
-                    SplitMix64(epoch_seed[e] ^ (0x9E3779B97F4A7C15ULL * uint64_t(b + 1))).next();
+                uint64_t st = SplitMix64::block(epoch_seed[e], b).state;
                 svd_shuffle_records(blk, m, st);
             }
             return sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data, Qp.data, v, h);

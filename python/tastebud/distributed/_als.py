@@ -192,7 +192,7 @@ def _keep(keep: tuple[str, int, int], matrix: np.ndarray, pooled: bool) -> bool:
         if iteration in kept:
             return False
         kept[iteration] = (matrix, pooled)
-        both = sorted(set(sides.get(0, {})) & set(sides.get(1, {})))
+        both = _complete(sides)
         if len(both) >= 2:  # older than the two newest complete iterations: not needed
             for per_side in sides.values():
                 for it in [it for it in per_side if it < both[-2]]:
@@ -203,12 +203,15 @@ def _keep(keep: tuple[str, int, int], matrix: np.ndarray, pooled: bool) -> bool:
     return True
 
 
+def _complete(sides: dict[int, dict[int, Any]]) -> list[int]:
+    """The iterations held on both sides, ascending."""
+    return sorted(set(sides.get(0, {})) & set(sides.get(1, {})))
+
+
 def replica_iterations(fit: str) -> list[int]:
     """Worker function: the iterations of which this worker holds both sides' factors."""
     with _POOL_LOCK:
-        sides = _KEPT.get(fit, {})
-        users, items = sides.get(0, {}), sides.get(1, {})
-        return sorted(set(users) & set(items))
+        return _complete(_KEPT.get(fit, {}))
 
 
 def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -497,7 +500,7 @@ class _BlockALS:
         ]  # fmt: skip
         self.params = (p["alpha"], p["w0"], p["solver"], p["cg_steps"], num_threads)
         #: None: client checkpoints only with a checkpoint_dir, or when the blocks sit on a
-        #: single worker (whose replicas would be lost with it); see ``_place``
+        #: single worker (whose replicas would be lost with it); ``_place`` sets ``every``
         self.checkpoint_every = checkpoint_every
         self.every = 0
         self.callback = callback
@@ -559,19 +562,21 @@ class _BlockALS:
         return side["states"]
 
     def _submit_iteration(self, it: int) -> dict[str, Any]:
-        users, items = self.sides
-        xs = self._submit_half(0, items["states"], it)
+        xs = self._submit_half(0, self.sides[1]["states"], it)
         ys = self._submit_half(1, xs, it)
-        loss = []
-        if self.p["calculate_loss"]:
-            loss = [
-                self.c.submit(
-                    _loss_block, block, state, self.params, *ys,
-                    workers=[owner], allow_other_workers=False, pure=False,
-                )
-                for block, state, owner in zip(users["blocks"], xs, users["owners"], strict=True)
-            ]  # fmt: skip
+        loss = self._submit_loss(xs, ys) if self.p["calculate_loss"] else []
         return {"it": it, "xs": xs, "ys": ys, "loss": loss}
+
+    def _submit_loss(self, xs: list[Any], ys: list[Any]) -> list[Any]:
+        """The loss tasks of the user states ``xs`` against the item states ``ys``."""
+        users = self.sides[0]
+        return [
+            self.c.submit(
+                _loss_block, block, state, self.params, *ys,
+                workers=[owner], allow_other_workers=False, pure=False,
+            )
+            for block, state, owner in zip(users["blocks"], xs, users["owners"], strict=True)
+        ]  # fmt: skip
 
     def _materialise(self) -> None:
         """Copy the blocks of the last checkpoint into the client's factor matrices."""
@@ -617,16 +622,7 @@ class _BlockALS:
             return
         loss = None
         if self.p["calculate_loss"]:
-            users, items = self.sides
-            tasks = [
-                self.c.submit(
-                    _loss_block, block, state, self.params, *items["states"],
-                    workers=[owner], allow_other_workers=False, pure=False,
-                )
-                for block, state, owner in zip(
-                    users["blocks"], users["states"], users["owners"], strict=True
-                )
-            ]  # fmt: skip
+            tasks = self._submit_loss(self.sides[0]["states"], self.sides[1]["states"])
             _wait_watching(self.c, tasks, self.workers)
             loss = self._loss(self.c.gather(tasks))
         self._report(self.done - 1, 0.0, loss)
