@@ -207,7 +207,7 @@ def run_dask(
     return {
         "engine": "tastebud fit_als, Dask 2 workers x 1 thread, "
         + (
-            "default (worker replicas)"
+            "default (rank-held copies, no client checkpoints)"
             if checkpoint_every is None
             else f"client checkpoint every {checkpoint_every}"
         ),

@@ -1,14 +1,15 @@
-"""Where the time of distributed ALS goes: a per-half-iteration breakdown per worker.
+"""Where the time of distributed ALS goes: a per-half-iteration breakdown per rank.
 
-Worker-side timers (``perf_counter`` / ``process_time`` inside each block task, see
+Worker-side timers (``perf_counter`` / ``thread_time`` inside each rank, see
 ``tastebud.distributed._als.worker_timings``) rather than the client's wall clock, so the
-numbers hold on a loaded machine. For each block task on each worker:
+numbers hold on a loaded machine. For each half-iteration of each rank (one rank per worker):
 
-* ``assemble`` / ``gram`` / ``copy`` / ``solve``: phases inside the task (wall; CPU in the JSON);
-* ``imbalance``: the worker sat idle because the other side's blocks it needs were not done
-  yet (the last dependency finished after this worker's previous task);
-* ``fetch+dispatch``: from "dependencies done and worker free" to "task starts" (the
-  transfer of the other worker's factor block, deserialisation, scheduler round trips).
+* ``wait``: for the client to have reported the iteration before last (user half only;
+  zero in a steady run);
+* ``solve``: the warm-start copy and the C++ kernel over the rank's blocks;
+* ``exchange``: sending its rows to the other ranks and receiving theirs (includes waiting
+  for a slower rank: the imbalance);
+* ``gram``: ``Y^T Y`` of the full new factors.
 
 Also the CPU seconds of the client (with a LocalCluster the scheduler runs in the client's
 process, so this includes the scheduler) and of the workers over the fit, against the
@@ -30,41 +31,23 @@ import numpy as np
 
 from bench_distributed import RESULTS, als_params, make_split
 
-PHASES = ("assemble", "gram", "copy", "solve")
+PHASES = ("wait", "solve", "exchange", "gram")
 
 
 def breakdown(records: list[dict[str, Any]], skip_first: int = 1) -> dict[str, Any]:
-    by_tag = {r["tag"]: r for r in records}
-    # Dependencies of (side, block, it): every block of the other side, one half earlier.
-    ends: dict[tuple[int, int], float] = defaultdict(float)  # (side, it) -> last end
-    for (side, _, it), r in by_tag.items():
-        ends[(side, it)] = max(ends[(side, it)], r["end"])
-    per_worker: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        per_worker[r["worker"]].append(r)
+    """Median wall seconds per phase, per (worker, side), iterations ``skip_first`` on."""
     rows: dict[tuple[str, int], list[dict[str, float]]] = defaultdict(list)
-    for worker, recs in per_worker.items():
-        recs.sort(key=lambda r: r["start"])
-        prev_end = None
-        for r in recs:
-            side, _, it = r["tag"]
-            dep = ends.get((0, it)) if side == 1 else ends.get((1, it - 1))
-            row = {p: r[p] for p in PHASES}
+    for r in records:
+        side, _, it = r["tag"]
+        if it >= skip_first:
+            row = {p: r.get(p, 0.0) for p in PHASES}
             row["solve_cpu"] = r["solve_cpu"]
-            row["task"] = r["end"] - r["start"]
-            row["other_in_task"] = row["task"] - sum(r[p] for p in PHASES)
-            if prev_end is not None and dep is not None:
-                free = max(prev_end, dep)
-                row["imbalance"] = max(0.0, dep - prev_end)
-                row["fetch+dispatch"] = r["start"] - free
-            prev_end = r["end"]
-            if it >= skip_first and "imbalance" in row:
-                rows[(worker, side)].append(row)
+            row["half"] = r["end"] - r["start"]
+            rows[(r["worker"], side)].append(row)
     out = {}
     for (worker, side), rs in sorted(rows.items()):
-        keys = rs[0].keys()
         out[f"{worker} {'users' if side == 0 else 'items'}"] = {
-            k: statistics.median(r[k] for r in rs) for k in keys
+            k: statistics.median(r[k] for r in rs) for k in rs[0]
         }
     return out
 
@@ -143,8 +126,7 @@ def main() -> None:
         float(np.abs(ref.item_factors_ - model.item_factors_).max()),
     )
     table = breakdown(recs)
-    cols = ["assemble", "gram", "copy", "solve", "solve_cpu", "other_in_task", "imbalance",
-            "fetch+dispatch", "task"]  # fmt: skip
+    cols = [*PHASES, "solve_cpu", "half"]
     print(
         f"\nmedian seconds per half-iteration and worker (iterations 1..; factor diff {diff:.1e})"
     )
@@ -166,8 +148,8 @@ def main() -> None:
     # CPU accounting per iteration (the machine may be loaded: CPU seconds, not wall).
     single_iter_cpu = statistics.median(np.diff(single_cpu_at))
     iters = len(times)
-    in_task = sum(r[p + "_cpu"] for r in recs for p in PHASES) / iters  # both workers, every phase
-    phase_cpu = {p: sum(r[p + "_cpu"] for r in recs) / iters for p in PHASES}
+    in_task = sum(r.get(p + "_cpu", 0.0) for r in recs for p in PHASES) / iters  # both workers
+    phase_cpu = {p: sum(r.get(p + "_cpu", 0.0) for r in recs) / iters for p in PHASES}
     outside = sum(worker_cpu.values()) / iters - in_task
     dask_cpu = in_task + outside + client_iter_cpu
     print(

@@ -34,8 +34,10 @@ def _assert_same_fit(got: ALS, want: ALS) -> None:
     [
         {"solver": "cg", "calculate_training_loss": True},
         {"solver": "cholesky", "unobserved_weight": 0.5, "regularization_exponent": 1.0},
+        {"dtype": "float64", "calculate_training_loss": True},
+        {"iterations": 0},
     ],
-    ids=["cg-loss", "cholesky-ials"],
+    ids=["cg-loss", "cholesky-ials", "float64", "no-iterations"],
 )
 def test_fit_als_equals_single_process(client, extra):
     want = ALS(**_params(**extra), num_threads=1).fit(INTER)
@@ -43,6 +45,42 @@ def test_fit_als_equals_single_process(client, extra):
     _assert_same_fit(got, want)
     users = INTER.users.ids_array
     np.testing.assert_array_equal(got.recommend(users, 5).ids, want.recommend(users, 5).ids)
+
+
+def test_a_failed_rank_error_wins_over_the_lost_peers_it_caused():
+    """When one rank fails (say, an error in its kernel), the others see their sockets close
+    (PeerLost): the client raises the first error, not a retry, and remembers the worker a
+    rank lost its connection to; a worker that left with no error is LostData."""
+
+    class Future:
+        def __init__(self, status, exc=None):
+            self.status, self._exc = status, exc
+
+        def exception(self):
+            return self._exc
+
+    class Client:
+        def __init__(self, workers):
+            self.workers = workers
+
+        def nthreads(self):
+            return dict.fromkeys(self.workers, 1)
+
+    run = distributed_als._BlockALS.__new__(distributed_als._BlockALS)
+    run.c, run.workers, run.suspects = Client(["w0", "w1"]), ["w0", "w1"], set()
+    lost = distributed_als.PeerLost("rank 1 closed its connection", 1)
+    with pytest.raises(ValueError, match="kernel"):
+        run._watch([Future("error", lost), Future("error", ValueError("kernel"))])
+    assert run.suspects == {"w1"}
+    run.suspects = set()
+    with pytest.raises(distributed_als.PeerLost):
+        run._watch([Future("error", lost), Future("lost")])
+    run.c, run.suspects = Client(["w0"]), set()
+    with pytest.raises(distributed_als.LostData, match="w1"):
+        run._watch([Future("finished"), Future("pending")])
+    assert run.suspects == {"w1"}
+    run.c, run.suspects = Client(["w0", "w1"]), set()
+    run._watch([Future("pending"), Future("finished")])  # all well: returns
 
 
 def test_fitted_model_serves_recommend_all(client):
@@ -125,57 +163,145 @@ def test_worker_killed_mid_fit_gives_the_same_result(client, noticed, every, los
     assert sorted(set(seen)) == list(range(5)), seen  # every iteration reported
     _assert_same_fit(got, want)
     client.wait_for_workers(2, timeout=300)  # the nanny restarts it; leave the cluster whole
-    kept = client.run(lambda: len(distributed_als._KEPT))  # replicas dropped at the end
+    kept = client.run(lambda: len(distributed_als._REPLICAS))  # dropped at the end
     assert not any(kept.values()), kept
 
 
-def test_replicas_are_kept_evicted_and_forgotten():
-    """Worker-side replica bookkeeping, in this process, in the order a fit keeps them
-    (user half t: the items after t - 1; item half t: the users after t): the two newest
-    iterations held on both sides stay, older ones go back to the pool, and nothing is
-    kept for a fit that ended."""
+def test_replicas_hold_the_newest_complete_iterations():
+    """Worker-side bookkeeping of a rank's factors, in this process: buffer ``t % 2`` holds
+    iteration ``t``; starting iteration ``t`` gives up ``t - 2``; copies are copies; a fit
+    that ended keeps nothing and stops a late rank; the oldest orphan fit goes first."""
     fit = "test-fit"
-    shapes = {0: (3, 2), 1: (5, 2)}  # users, items
-
-    def keep(side: int, it: int, name: str = fit) -> bool:
-        matrix = np.full(shapes[side], it, np.float32)
-        return distributed_als._keep((name, side, it), matrix, True)
-
-    def pooled(side: int) -> int:
-        return len(distributed_als._POOL.get(shapes[side], []))
-
-    distributed_als._POOL.clear()
-    assert keep(1, -1)  # user half 0: the initial item factors
-    assert keep(0, 0)  # item half 0
-    assert not keep(0, 0)  # another block task of the same worker
+    replica = distributed_als._Replica([(3, 2), (5, 2)], np.dtype(np.float32))
+    distributed_als._register(fit, replica)
     assert distributed_als.replica_iterations(fit) == []
-    assert keep(1, 0)  # user half 1: iteration 0 is complete
-    assert keep(0, 1)
-    assert distributed_als.replica_iterations(fit) == [0]
-    assert keep(1, 1)  # iterations 0 and 1 complete: the items of -1 go
-    assert distributed_als.replica_iterations(fit) == [0, 1]
-    assert (pooled(0), pooled(1)) == (0, 1)
-    assert keep(0, 2)
-    assert keep(1, 2)  # 1 and 2 complete: both sides of iteration 0 go
-    assert distributed_als.replica_iterations(fit) == [1, 2]
-    assert (pooled(0), pooled(1)) == (1, 2)
-    x, y = distributed_als.replica_factors(fit, 1)
-    assert x.shape == shapes[0]
-    assert y.shape == shapes[1]
-    assert (x == 1).all()
-    assert (y == 1).all()
-    assert distributed_als.replica_factors(fit, 0) is None  # evicted
-    distributed_als.forget_replicas(fit)
+    for it in range(4):
+        replica.begin(it)
+        assert it - 2 not in distributed_als.replica_iterations(fit)
+        replica.bufs[0][it % 2][:] = it
+        replica.bufs[1][it % 2][:] = 10 + it
+        replica.finish(it)
+        assert distributed_als.replica_iterations(fit) == [max(0, it - 1), it][-min(it + 1, 2) :]
+    x, y = distributed_als.replica_factors(fit, 2)
+    assert x.shape == (3, 2)
+    assert y.shape == (5, 2)
+    assert (x == 2).all()
+    assert (y == 12).all()
+    x[:] = -1  # a copy: the worker's buffers are untouched
+    assert (replica.bufs[0][0] == 2).all()
+    replica.begin(4)  # overwrites the buffers of iteration 2
+    assert distributed_als.replica_iterations(fit) == [3]
+    assert distributed_als.replica_factors(fit, 2) is None
+    distributed_als.forget_fit(fit)
     assert distributed_als.replica_iterations(fit) == []
-    assert (pooled(0), pooled(1)) == (2, 2)  # at most two per shape
-    assert not keep(0, 3)  # the fit ended: a late task keeps nothing
-    assert distributed_als.replica_iterations(fit) == []
-    # Fits whose client never ended them: the oldest goes when a new one starts keeping.
+    with pytest.raises(distributed_als.PeerLost, match="ended"):
+        distributed_als._register(fit, replica)  # a late rank of the ended fit
     names = [f"orphan-{k}" for k in range(distributed_als._KEPT_FITS + 1)]
     for name in names:
-        assert keep(0, 0, name)
-    assert list(distributed_als._KEPT) == names[1:]
+        distributed_als._register(name, distributed_als._Replica([(1, 1)] * 2, np.float32))
+    assert list(distributed_als._REPLICAS) == names[1:]
     for name in names:
-        distributed_als.forget_replicas(name)
-    assert not distributed_als._KEPT
-    distributed_als._POOL.clear()
+        distributed_als.forget_fit(name)
+    assert not distributed_als._REPLICAS
+
+
+class _FakeControl:
+    """Stands in for the client's ``Variable`` (the mesh only calls ``check``)."""
+
+    def __init__(self, attempt: str) -> None:
+        self.attempt = attempt
+        self.abandoned = False
+
+    def check(self, force: bool = False) -> None:
+        if self.abandoned:
+            raise distributed_als.PeerLost("abandoned")
+
+
+def _listen(attempt: str, n: int) -> list[tuple[str, int]]:
+    class Worker:
+        address = "tcp://127.0.0.1:1"
+
+    return [distributed_als.open_listener(f"{attempt}:{r}", dask_worker=Worker()) for r in range(n)]
+
+
+def test_mesh_exchanges_rows_and_rejects_strangers():
+    """Three ranks in threads of this process: a connection with a wrong token (or none)
+    is dropped without disturbing the mesh, and after each exchange every rank's matrix
+    holds every rank's rows (blocks interleaved as the client places them)."""
+    import socket
+    import threading
+
+    n, attempt, token = 3, "mesh-test", b"k" * 32
+    addresses = _listen(attempt, n)
+    stranger = socket.create_connection(addresses[0])  # before any rank: must be ignored
+    stranger.sendall(b"x" * 40)
+    silent = socket.create_connection(addresses[1])  # says nothing: must not block rank 1
+    bounds = [(0, 3), (3, 4), (4, 9), (9, 11), (11, 12)]
+    owners = [0, 1, 2, 0, 1]
+    ranges = {r: [b for b, o in zip(bounds, owners, strict=True) if o == r] for r in range(n)}
+    bufs = [np.full((12, 5), -1.0, np.float32) for _ in range(n)]
+    errors = []
+
+    def rank(r: int) -> None:
+        try:
+            control = _FakeControl(f"{attempt}:{r}")
+            with distributed_als._Mesh(control, r, addresses, token) as mesh:
+                for it, side in [(0, 0), (0, 1), (1, 0)]:
+                    for a, b in ranges[r]:
+                        bufs[r][a:b] = 100 * it + 10 * side + np.arange(a, b)[:, None]
+                    mesh.exchange(bufs[r], side, it, ranges)
+                    with lock:
+                        seen[r].append(bufs[r].copy())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    lock = threading.Lock()
+    seen = {r: [] for r in range(n)}
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    stranger.close()
+    silent.close()
+    assert not errors, errors
+    for k, (it, side) in enumerate([(0, 0), (0, 1), (1, 0)]):
+        want = 100 * it + 10 * side + np.broadcast_to(np.arange(12)[:, None], (12, 5))
+        for r in range(n):
+            np.testing.assert_array_equal(seen[r][k], want)
+
+
+def test_mesh_reports_a_lost_peer():
+    """A rank whose peer closes its sockets mid-fit raises PeerLost naming that peer (the
+    client's cue to recover), and a rank waiting on a peer that never comes stops when the
+    client abandons the attempt."""
+    import threading
+
+    attempt, token = "mesh-lost", b"t" * 32
+    addresses = _listen(attempt, 2)
+    buf = [np.zeros((4, 2), np.float32) for _ in range(2)]
+    ranges = {0: [(0, 2)], 1: [(2, 4)]}
+    caught = []
+
+    def first() -> None:
+        with distributed_als._Mesh(_FakeControl(f"{attempt}:0"), 0, addresses, token) as mesh:
+            try:
+                mesh.exchange(buf[0], 0, 0, ranges)
+            except distributed_als.PeerLost as exc:
+                caught.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    peer = distributed_als._Mesh(_FakeControl(f"{attempt}:1"), 1, addresses, token)
+    peer.close()  # dies before sending anything
+    t.join(timeout=30)
+    assert len(caught) == 1, caught
+    assert caught[0].peer == 1
+
+    control = _FakeControl("mesh-alone:0")
+    lonely = _listen("mesh-alone", 2)
+    control.abandoned = True  # rank 1 never connects; the client gives up
+    with pytest.raises(distributed_als.PeerLost, match="abandoned"):
+        distributed_als._Mesh(control, 0, lonely, token)
+    distributed_als.forget_fit("mesh-alone")  # closes the other listener
+    assert not [a for a in distributed_als._LISTENERS if a.startswith("mesh-")]

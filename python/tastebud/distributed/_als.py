@@ -1,57 +1,63 @@
-"""Block ALS on Dask: the single-process ALS of :mod:`tastebud.models.als`, one block per task.
+"""Block ALS on Dask: the single-process ALS of :mod:`tastebud.models.als`, one task per worker.
 
 Layout (the block ALS of Spark MLlib; Das et al. 2017, "Distributed ALS on Spark"): the
 interaction matrix is cut twice, into blocks of users (rows of ``C``) and blocks of items
-(rows of ``C^T``). Each block is scattered once to the worker that owns it and stays there.
+(rows of ``C^T``). Each block is scattered once to the worker that owns it, with its factors.
 
-The client only orchestrates futures; factors reach it only at checkpoints, in the background:
+Dask starts the work; it does not carry it. Each worker runs one long task (its *rank*) for
+the whole fit, and the ranks talk to each other over plain TCP sockets (a full mesh, opened
+through ``client.run`` on a free port of each worker's host, the way the Dask integrations
+of LightGBM and XGBoost connect their workers):
 
-* A half-iteration is one task per block, pinned to the block's worker. Its arguments are
-  the block's interactions (local), its own factors of two halves ago (local; the CG warm
-  start) and *every* block state of the other side (futures: the worker fetches the ones
-  it lacks straight from the workers that computed them, into a reused buffer), from which
-  it assembles the fixed factor matrix ``Y`` and ``w0 * Y^T Y`` (one GEMM over the whole
-  ``Y``, as ``ALS.fit`` does: see ``_solve_against``). It solves its rows with the same
-  C++ kernel as the single-process model (``als_solve``; one thread per row, so a row's
-  result does not depend on the partitioning or the threads) and returns its new state,
-  which stays on that worker.
-* The client submits whole iterations (one ahead of the one it waits for, and the next
-  one before it fetches a checkpoint), so workers never wait on the client between
-  half-iterations. Each task records where its time went (``worker_timings``; see
-  ``benchmarks/profile_distributed.py``).
+* A half-iteration: each rank solves the rows of its blocks with the same C++ kernel as the
+  single-process model (``als_solve``; one thread per row, so a row's result depends
+  neither on the partitioning nor on the threads), writing straight into its copy of the
+  full factor matrix, then sends those rows to every other rank and receives theirs into
+  the same matrix (raw float bytes, no serialisation; ``recv_into`` the matrix itself).
+  Every rank then holds the full new factors and computes ``w0 * Y^T Y`` from them exactly
+  as ``ALS.fit`` does (one GEMM over the whole matrix; see ``_Rank._half``).
+* Per iteration each rank logs a small event (its part of the training loss) through the
+  scheduler; the client reports an iteration (loss, callback) once every rank has, and
+  acknowledges it back. A rank starts iteration ``t`` only once the client reported
+  ``t - 2``: the workers never wait for the client in a steady run, and never get more than
+  two iterations ahead of it.
 
 With the same seed the factors are those of ``ALS.fit`` (bit for bit when both use one BLAS
-thread for the Gram matrix; the test asks 1e-4).
+thread for the Gram matrix; the test asks 1e-4). Each task records where its time went
+(``worker_timings``; see ``benchmarks/profile_distributed.py``).
 
-Fault tolerance: every worker keeps the full factor matrices it assembled for its own solves
-(``_keep``: the other side's blocks, which it fetches anyway; the two newest iterations it
-holds on both sides), so this costs no transfer and about two more copies of each factor
-matrix per worker. If a worker is lost, the blocks are placed again on the workers still
-alive (interactions re-sent from the client) and the fit goes on from the newest iteration
-that the client saw finish and a surviving worker holds: a lost worker costs the iterations
-in flight. The client also fetches the factors (while the workers already run the next
-iteration) every ``checkpoint_every`` iterations: by default only when the blocks sit on a
-single worker (whose copies would go with it) or with ``checkpoint_dir``, where it writes
-them (``.npz``, atomically), and a new ``fit_als`` call on the same data and parameters
-resumes from the file (e.g. after the client process itself died). The blocks keep their
-bounds, so the result is the same as without the failure.
+Fault tolerance: every rank keeps two copies of each full factor matrix (buffer ``t % 2``
+holds iteration ``t``), so it always holds the newest iteration it completed, which the
+client has seen or is about to. If a worker is lost, the sockets to it close, the other
+ranks stop, and the client goes on from the newest iteration that a surviving worker holds
+and the client reported (or is reporting): the blocks are placed again on the workers alive
+(interactions re-sent from the client) and a lost worker costs the iterations in flight.
+The client also fetches the factors every ``checkpoint_every`` iterations: by default only
+when the blocks sit on a single worker (whose copies would go with it) or with
+``checkpoint_dir``, where it writes them (``.npz``, atomically), and a new ``fit_als`` call
+on the same data and parameters resumes from the file (e.g. after the client process itself
+died). The blocks keep their bounds, so the result is the same as without the failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import json
 import logging
 import os
-import sys
+import queue
+import secrets
+import socket
+import struct
 import tempfile
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +68,7 @@ from tastebud import search
 from tastebud._errors import FitError
 from tastebud.distributed._cluster import session
 from tastebud.distributed._common import check_num_threads, check_positive_int
+from tastebud.models._factors import csr_parts
 from tastebud.models.base import as_interactions
 
 __all__ = ["fit_als"]
@@ -101,180 +108,177 @@ def _block_payload(matrix: sp.csr_matrix, reg: np.ndarray, a: int, b: int) -> di
     }
 
 
-# --------------------------------------------------------------------------- worker tasks
-#: A block's state: (factors (rows, f) float32, sum over its rows of
-#: reg_row * |factors_row|^2 as a Python float, for the training loss).
-State = tuple[np.ndarray, float]
-
-
-def _state(factors: np.ndarray, reg: np.ndarray) -> State:
-    norms = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
-    return factors, float(reg.astype(np.float64) @ norms)
-
-
-#: Per worker process: reusable buffers for the assembled fixed matrix, by shape. Reusing
-#: them saves the first-touch page faults of a fresh 10-100 MB array every half-iteration.
-_POOL: dict[tuple[int, int], list[np.ndarray]] = {}
-_POOL_LOCK = threading.Lock()
-_POOL_SHAPES = 4
-
-
-@contextmanager
-def _assemble(
-    states: tuple[State, ...], keep: tuple[str, int, int] | None = None
-) -> Iterator[np.ndarray]:
-    """The full fixed factor matrix, from its blocks in order (valid inside the block).
-
-    ``keep = (fit, side, iteration)``: afterwards the matrix is kept as this worker's
-    replica of that side's factors after that iteration (see :func:`_keep`) instead of
-    going back to the pool.
-    """
-    if len(states) == 1:
-        yield states[0][0]
-        if keep is not None:
-            _keep(keep, states[0][0], pooled=False)
-        return
-    shape = (sum(s[0].shape[0] for s in states), states[0][0].shape[1])
-    with _POOL_LOCK:
-        free = _POOL.get(shape)
-        buf = free.pop() if free else None
-    if buf is None:
-        buf = np.empty(shape, dtype=np.float32)
-    kept = False
-    try:
-        np.concatenate([s[0] for s in states], out=buf)
-        yield buf
-        kept = keep is not None and _keep(keep, buf, pooled=True)
-    finally:
-        if not kept:
-            _to_pool(buf)
-
-
-def _to_pool(buf: np.ndarray) -> None:
-    with _POOL_LOCK:
-        shape = buf.shape
-        if shape not in _POOL and len(_POOL) >= _POOL_SHAPES:
-            _POOL.clear()  # another fit: forget the old shapes
-        free = _POOL.setdefault(shape, [])
-        if len(free) < 2:
-            free.append(buf)
-
-
-#: Per worker process, per fit: replicas of the factor matrices this worker assembled for
-#: its solves (the other side's blocks, fetched anyway), as fit -> side -> iteration ->
-#: (matrix, from the pool): a copy of the fit's state that cost no transfer, from which the
-#: client goes on when another worker is lost (see ``_BlockALS._recover``). Kept: the two
-#: newest iterations held on both sides and anything newer (the client sees an iteration
-#: finish at most one iteration after the workers, so the older of the two is one it has
-#: seen). That is about two more copies of each factor matrix per worker than the pool.
-_KEPT: dict[str, dict[int, dict[int, tuple[np.ndarray, bool]]]] = {}
-#: Fits whose replicas a worker holds at most (a client that died never says it is done:
-#: the oldest fit's replicas go when a new fit starts keeping).
-_KEPT_FITS = 4
-#: Fits that ended: a task of theirs still running (one of an attempt abandoned after a
-#: lost worker) keeps nothing.
+# --------------------------------------------------------------------------- worker state
+#: Guards the per-process state below (the rank runs in a task thread; ``client.run``
+#: functions in the worker's event loop).
+_LOCK = threading.Lock()
+#: attempt -> listening socket, opened by :func:`open_listener` before the ranks start
+_LISTENERS: dict[str, socket.socket] = {}
+#: fits that ended: a rank of theirs still running stops, and keeps nothing
 _ENDED: deque[str] = deque(maxlen=256)
+#: Fits whose factors a worker holds at most (a client that died never says it is done:
+#: the oldest fit's copies go when a new fit starts).
+_KEPT_FITS = 4
+#: seconds a blocked socket call waits before it checks whether its attempt was abandoned
+_POLL = 0.5
+#: seconds a rank waits for the others to connect (a peer's worker may first have to finish
+#: a task of an abandoned attempt)
+_MESH_TIMEOUT = 300.0
+#: seconds an accepted connection has to say hello (token and rank) before it is dropped
+_HELLO_TIMEOUT = 2.0
+_HELLO = struct.Struct("<32sq")  # token, rank
+_HEADER = struct.Struct("<qqq")  # iteration, side, bytes that follow
 
 
-def _keep(keep: tuple[str, int, int], matrix: np.ndarray, pooled: bool) -> bool:
-    """Keep ``matrix`` as the replica ``keep = (fit, side, iteration)``; whether it was
-    taken (False: that replica is already kept, from another block task of this worker)."""
-    fit, side, iteration = keep
-    evicted: list[tuple[np.ndarray, bool]] = []
-    with _POOL_LOCK:
+class PeerLost(ConnectionError):
+    """Another rank of the fit (``peer``, if known) closed its connection (its worker died
+    or its task failed), or the client abandoned this attempt."""
+
+    def __init__(self, message: str, peer: int | None = None) -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
+def _fit_of(attempt: str) -> str:
+    return attempt.split(":", 1)[0]
+
+
+class _Control:
+    """What the client tells the ranks of one attempt, through a Dask ``Variable`` (the
+    scheduler holds it; setting it never waits on a worker, even a dead one): how many
+    iterations it has reported, or -1 once it abandoned the attempt."""
+
+    def __init__(self, attempt: str, reported: int) -> None:
+        from distributed import Variable, get_client
+
+        self.attempt = attempt
+        self.var = Variable(_control_name(attempt), client=get_client())
+        self.reported = reported
+        self.read_at = time.monotonic()
+
+    def check(self, force: bool = False) -> None:
+        """Raise ``PeerLost`` if the attempt was abandoned (asks the scheduler at most
+        every ``_POLL`` seconds unless ``force``)."""
+        if _fit_of(self.attempt) in _ENDED:
+            raise PeerLost(f"fit {_fit_of(self.attempt)} has ended")
+        if not force and time.monotonic() - self.read_at < _POLL:
+            return
+        value = int(self.var.get(timeout=_SCATTER_TIMEOUT))
+        self.read_at = time.monotonic()
+        if value < 0:
+            raise PeerLost(f"attempt {self.attempt} was abandoned by the client")
+        self.reported = max(self.reported, value)
+
+    def wait_reported(self, need: int) -> None:
+        """Wait until the client has reported ``need`` iterations (not in a steady run)."""
+        pause = 0.002
+        while self.reported < need:
+            self.check(force=True)
+            if self.reported < need:
+                time.sleep(pause)
+                pause = min(2 * pause, 0.1)
+
+
+def _control_name(attempt: str) -> str:
+    return f"tastebud-als-control-{attempt}"
+
+
+def _mesh_host(address: str) -> str:
+    """The host a worker's rank listens on: the one its Dask address names."""
+    from distributed.comm import get_address_host
+
+    return "127.0.0.1" if address.startswith("inproc://") else get_address_host(address)
+
+
+def open_listener(attempt: str, dask_worker: Any = None) -> tuple[str, int]:
+    """Worker function (``client.run``): listen for the other ranks of ``attempt`` on a free
+    port of this worker's host; returns ``(host, port)``."""
+    host = _mesh_host(dask_worker.address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, 0), family=family, backlog=128)
+    sock.settimeout(_POLL)
+    with _LOCK:
+        _LISTENERS[attempt] = sock
+    return host, int(sock.getsockname()[1])
+
+
+def forget_fit(fit: str) -> None:
+    """Worker function: the fit ended; drop its factors, stop any rank of it still running."""
+    with _LOCK:
+        _ENDED.append(fit)
+        _REPLICAS.pop(fit, None)
+        listeners = [a for a in _LISTENERS if _fit_of(a) == fit]
+        socks = [_LISTENERS.pop(a) for a in listeners]
+    for sock in socks:
+        sock.close()
+
+
+class _Replica:
+    """One fit's full factor matrices on this worker, two of each side: buffer ``t % 2``
+    holds iteration ``t`` (so the newest complete iteration survives the next one)."""
+
+    def __init__(self, shapes: list[tuple[int, int]], dtype: np.dtype) -> None:
+        self.bufs = [[np.empty(shape, dtype), np.empty(shape, dtype)] for shape in shapes]
+        #: iterations whose buffers hold both sides, complete
+        self.complete: list[int] = []
+
+    def begin(self, it: int) -> None:
+        """Iteration ``it`` is about to overwrite the buffers of ``it - 2``."""
+        with _LOCK:
+            self.complete = [c for c in self.complete if c != it - 2]
+
+    def finish(self, it: int) -> None:
+        with _LOCK:
+            self.complete = [c for c in self.complete if c == it - 1] + [it]
+
+    def copies(self, it: int) -> tuple[np.ndarray, np.ndarray] | None:
+        with _LOCK:  # held while copying: ``begin`` waits for it
+            if it not in self.complete:
+                return None
+            return self.bufs[0][it % 2].copy(), self.bufs[1][it % 2].copy()
+
+
+#: fit -> the factors of its last rank on this worker (see ``_Replica``)
+_REPLICAS: dict[str, _Replica] = {}
+
+
+def _register(fit: str, replica: _Replica) -> None:
+    with _LOCK:
         if fit in _ENDED:
-            return False
-        if fit not in _KEPT and len(_KEPT) >= _KEPT_FITS:
-            oldest = next(iter(_KEPT))  # insertion order: the oldest fit
-            evicted.extend(m for per_side in _KEPT.pop(oldest).values() for m in per_side.values())
-        sides = _KEPT.setdefault(fit, {})
-        kept = sides.setdefault(side, {})
-        if iteration in kept:
-            return False
-        kept[iteration] = (matrix, pooled)
-        both = _complete(sides)
-        if len(both) >= 2:  # older than the two newest complete iterations: not needed
-            for per_side in sides.values():
-                for it in [it for it in per_side if it < both[-2]]:
-                    evicted.append(per_side.pop(it))
-    for old, was_pooled in evicted:
-        if was_pooled:
-            _to_pool(old)
-    return True
-
-
-def _complete(sides: dict[int, dict[int, Any]]) -> list[int]:
-    """The iterations held on both sides, ascending."""
-    return sorted(set(sides.get(0, {})) & set(sides.get(1, {})))
+            raise PeerLost(f"fit {fit} has ended")
+        if fit not in _REPLICAS and len(_REPLICAS) >= _KEPT_FITS:
+            _REPLICAS.pop(next(iter(_REPLICAS)))  # insertion order: the oldest fit
+        _REPLICAS[fit] = replica
 
 
 def replica_iterations(fit: str) -> list[int]:
     """Worker function: the iterations of which this worker holds both sides' factors."""
-    with _POOL_LOCK:
-        return _complete(_KEPT.get(fit, {}))
+    with _LOCK:
+        replica = _REPLICAS.get(fit)
+        return [] if replica is None else list(replica.complete)
 
 
 def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Worker function: this worker's copies of (user, item) factors after ``iteration``
-    (None if it no longer holds them)."""
-    with _POOL_LOCK:  # held while copying: an evicted replica goes back to the pool
-        sides = _KEPT.get(fit, {})
-        x, y = sides.get(0, {}).get(iteration), sides.get(1, {}).get(iteration)
-        if x is None or y is None:
-            return None
-        return x[0].copy(), y[0].copy()
+    """Worker function: copies of (user, item) factors after ``iteration`` (None if this
+    worker no longer holds them)."""
+    with _LOCK:
+        replica = _REPLICAS.get(fit)
+    return None if replica is None else replica.copies(iteration)
 
 
-def forget_replicas(fit: str) -> None:
-    """Worker function: drop the replicas of ``fit`` (the end of a fit)."""
-    with _POOL_LOCK:
-        _ENDED.append(fit)
-        sides = _KEPT.pop(fit, {})
-    for kept in sides.values():
-        for matrix, pooled in kept.values():
-            if pooled:
-                _to_pool(matrix)
-
-
-#: Per worker process: output buffers of block solves, by shape, reused once no one else
-#: holds them (the worker released the state, no send in flight): a fresh 10-50 MB array
-#: every half-iteration costs its first-touch page faults, more than the copy itself.
-_OUT: dict[tuple[int, ...], list[np.ndarray]] = {}
-_OUT_PER_SHAPE = 3
-
-
-def _out_buffer(shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous float32 array of ``shape`` that nothing else references."""
-    with _POOL_LOCK:
-        bufs = _OUT.get(shape)
-        if bufs is None:
-            if len(_OUT) >= 2 * _POOL_SHAPES:
-                _OUT.clear()  # another fit: forget the old shapes (arrays in use live on)
-            bufs = _OUT.setdefault(shape, [])
-        for buf in bufs:
-            # References: the list, the loop variable, getrefcount's argument. Any other
-            # (the worker's data, a task argument, a memoryview being sent) keeps it busy.
-            if sys.getrefcount(buf) <= 3:
-                return buf
-        buf = np.empty(shape, dtype=np.float32)
-        if len(bufs) < _OUT_PER_SHAPE:
-            bufs.append(buf)
-        return buf
-
-
-#: Per worker process: timings of the last block tasks (see :func:`worker_timings`).
+#: Per worker process: timings of the last half-iterations (see :func:`worker_timings`).
 _TIMINGS: deque[dict[str, Any]] = deque(maxlen=4096)
 
 
 def worker_timings(clear: bool = False) -> list[dict[str, Any]]:
-    """Timings of this process's recent block solves (run on a worker via ``client.run``).
+    """Timings of this process's recent half-iterations (run on a worker via ``client.run``).
 
-    One dict per task: ``tag`` (side, block, iteration), wall-clock ``start``/``end``
-    (``time.time``, comparable across processes of one machine) and, measured inside the
-    task with ``perf_counter`` (wall) and ``thread_time`` (CPU of the task's thread: not
-    the worker's event loop, which sends and receives blocks meanwhile), the phases ``assemble``
-    (copying the fixed blocks into one matrix), ``gram``, ``copy`` (warm start) and
-    ``solve`` (the C++ kernel).
+    One dict per half-iteration of a rank: ``tag`` (side, rank, iteration), wall-clock
+    ``start``/``end`` (``time.time``, comparable across processes of one machine) and,
+    measured with ``perf_counter`` (wall) and ``thread_time`` (CPU of the rank's thread),
+    the phases ``wait`` (for the client's acknowledgement), ``solve`` (warm-start copy and
+    the C++ kernel), ``exchange`` (sending this rank's rows and receiving the others':
+    includes waiting for slower ranks) and ``gram``.
     """
     out = list(_TIMINGS)
     if clear:
@@ -301,58 +305,301 @@ class _Clock:
         _TIMINGS.append(self.rec)
 
 
-def _solve_block(
-    block: dict[str, np.ndarray], warm: State, params: tuple, *fixed: State, tag: Any = None,
-    keep: tuple[str, int, int] | None = None,
-) -> State:  # fmt: skip
-    """Worker task: new state of one block (CG warm-starts from its previous factors).
-
-    ``keep``: keep the assembled fixed matrix as a replica (see :func:`_keep`)."""
-    alpha, w0, solver, cg_steps, num_threads = params
-    clock = _Clock()
-    with _assemble(fixed, keep) as y:
-        clock.lap("assemble")
-        state = _solve_against(block, warm, y, alpha, w0, solver, cg_steps, num_threads, clock)
-    clock.done(tag)
-    return state
+# --------------------------------------------------------------------------- the mesh
+def _bytes(view: np.ndarray) -> memoryview:
+    return memoryview(view).cast("B")
 
 
-def _solve_against(
-    block: dict[str, np.ndarray], warm: State, y: np.ndarray, alpha: float, w0: float,
-    solver: int, cg_steps: int, num_threads: int, clock: _Clock | None = None,
-) -> State:  # fmt: skip
-    # The Gram matrix exactly as ALS.fit computes it (one GEMM over the whole matrix): the
-    # first half-iterations, against tiny initial factors, amplify its rounding ~1e4-fold,
-    # so per-block partial sums (a different rounding) would not reproduce ALS.fit to 1e-4.
-    gram = np.ascontiguousarray(w0 * (y.T @ y), dtype=np.float32)
-    if clock is not None:
-        clock.lap("gram")
-    out = _out_buffer(warm[0].shape)
-    np.copyto(out, warm[0])
-    if clock is not None:
-        clock.lap("copy")
-    search._core().als_solve(
-        block["indptr"], block["indices"], block["data"], y, gram, block["reg"], out, alpha,
-        w0, solver, cg_steps, num_threads,
-    )  # fmt: skip
-    if clock is not None:
+class _Mesh:
+    """The sockets from one rank to every other rank of an attempt (rank ``i`` connects to
+    the ranks below it and accepts the ones above), and the exchange of factor rows."""
+
+    def __init__(
+        self, control: _Control, rank: int, addresses: list[tuple[str, int]], token: bytes
+    ) -> None:
+        self.control, self.rank = control, rank
+        self.peers: dict[int, socket.socket] = {}
+        self.senders: ThreadPoolExecutor | None = None
+        with _LOCK:
+            listener = _LISTENERS.pop(control.attempt, None)
+        if listener is None:  # abandoned, or the worker restarted since it was opened
+            raise PeerLost(f"no listener for attempt {control.attempt} on this worker")
+        try:
+            deadline = time.monotonic() + _MESH_TIMEOUT
+            for j in range(rank):
+                self.peers[j] = self._connect(j, addresses[j], token, deadline)
+            while len(self.peers) < len(addresses) - 1:
+                self._accept(listener, token, deadline, len(addresses))
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            listener.close()
+        for sock in self.peers.values():
+            sock.settimeout(_POLL)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.senders = ThreadPoolExecutor(max(1, len(self.peers)), "tastebud-als-send")
+
+    def __enter__(self) -> _Mesh:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for sock in self.peers.values():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        if self.senders is not None:
+            self.senders.shutdown(wait=False)
+
+    def _waiting(self, deadline: float) -> None:
+        self.control.check()
+        if time.monotonic() > deadline:
+            raise PeerLost(f"the other ranks of {self.control.attempt} did not connect in time")
+
+    def _connect(
+        self, peer: int, address: tuple[str, int], token: bytes, deadline: float
+    ) -> socket.socket:
+        while True:
+            try:
+                sock = socket.create_connection(tuple(address), timeout=_POLL)
+                break
+            except OSError:
+                self._waiting(deadline)
+                time.sleep(0.05)
+        sock.settimeout(_POLL)
+        self._send(peer, sock, memoryview(_HELLO.pack(token, self.rank)))
+        return sock
+
+    def _accept(self, listener: socket.socket, token: bytes, deadline: float, n: int) -> None:
+        try:
+            sock, _ = listener.accept()
+        except TimeoutError:
+            self._waiting(deadline)
+            return
+        sock.settimeout(_POLL)
+        try:
+            hello = bytearray(_HELLO.size)
+            self._recv(None, sock, memoryview(hello), time.monotonic() + _HELLO_TIMEOUT)
+            their_token, rank = _HELLO.unpack(hello)
+        except (OSError, PeerLost):
+            sock.close()
+            return
+        if (
+            not hmac.compare_digest(their_token, token)
+            or not self.rank < rank < n
+            or rank in self.peers
+        ):
+            sock.close()  # not one of this attempt's ranks
+            return
+        self.peers[rank] = sock
+
+    def _send(self, peer: int, sock: socket.socket, data: memoryview) -> None:
+        sent = 0
+        while sent < len(data):
+            try:
+                sent += sock.send(data[sent:])
+            except TimeoutError:
+                self.control.check()
+            except OSError as exc:
+                raise PeerLost(f"lost rank {peer} while sending: {exc!r}", peer) from exc
+
+    def _recv(
+        self, peer: int | None, sock: socket.socket, data: memoryview,
+        deadline: float | None = None,
+    ) -> None:  # fmt: skip
+        got = 0
+        while got < len(data):
+            try:
+                n = sock.recv_into(data[got:])
+            except TimeoutError:
+                self.control.check()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise PeerLost("a connection did not say hello in time") from None
+                continue
+            except OSError as exc:
+                raise PeerLost(f"lost rank {peer} while receiving: {exc!r}", peer) from exc
+            if n == 0:
+                raise PeerLost(f"rank {peer} closed its connection", peer)
+            got += n
+
+    def _send_rows(self, peer: int, header: bytes, rows: list[memoryview]) -> None:
+        sock = self.peers[peer]
+        self._send(peer, sock, memoryview(header))
+        for view in rows:
+            self._send(peer, sock, view)
+
+    def exchange(
+        self, buf: np.ndarray, side: int, it: int, ranges: dict[int, list[tuple[int, int]]]
+    ) -> None:
+        """Send this rank's rows of ``buf`` (``ranges[self.rank]``) to every other rank and
+        receive theirs into ``buf``: afterwards ``buf`` is the same on every rank."""
+        if not self.peers:
+            return
+        assert self.senders is not None
+        row = buf.shape[1] * buf.itemsize
+        mine = [_bytes(buf[a:b]) for a, b in ranges[self.rank]]
+        header = _HEADER.pack(it, side, sum(len(v) for v in mine))
+        sends = [self.senders.submit(self._send_rows, j, header, mine) for j in self.peers]
+        try:
+            for j in sorted(self.peers):
+                sock = self.peers[j]
+                head = bytearray(_HEADER.size)
+                self._recv(j, sock, memoryview(head))
+                expected = (it, side, sum((b - a) * row for a, b in ranges[j]))
+                if _HEADER.unpack(head) != expected:
+                    raise RuntimeError(
+                        f"rank {j} is out of step: sent {_HEADER.unpack(head)}, "
+                        f"expected (iteration, side, bytes) {expected}"
+                    )
+                for a, b in ranges[j]:
+                    self._recv(j, sock, _bytes(buf[a:b]))
+            for fut in sends:
+                fut.result()
+        except BaseException:
+            self.close()  # unblocks the senders
+            raise
+
+
+# --------------------------------------------------------------------------- the rank task
+def _fit_rank(
+    spec: dict[str, Any], rank: int, addresses: list[tuple[str, int]], token: bytes,
+    local: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """Worker task: one rank of a fit, for the whole fit. Returns the final (user, item)
+    factors from rank 0, None from the others."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    control = _Control(spec["attempt"], spec["reported"])
+    control.check(force=True)  # an attempt abandoned before this task started stops here
+    return _Rank(spec, rank, local, worker, control).run(_Mesh(control, rank, addresses, token))
+
+
+class _Rank:
+    """The iterations of one rank (see the module docstring)."""
+
+    def __init__(
+        self, spec: dict[str, Any], rank: int, local: dict[str, Any], worker: Any,
+        control: _Control,
+    ) -> None:  # fmt: skip
+        self.s, self.rank, self.worker, self.control = spec, rank, worker, control
+        self.replica = _Replica(spec["shapes"], np.dtype(spec["dtype"]))
+        _register(spec["fit"], self.replica)
+        # side -> rank -> its row ranges, in block order
+        self.ranges = [
+            {r: [bd for bd, o in zip(bounds, owners, strict=True) if o == r]
+             for r in range(spec["ranks"])}
+            for bounds, owners in zip(spec["bounds"], spec["owners"], strict=True)
+        ]  # fmt: skip
+        self.blocks = local["blocks"]  # side -> own blocks' payloads, in block order
+        self.factors = local["factors"]  # side -> own blocks' factors, in block order
+        # This rank's blocks of a side run side by side on the worker's threads, as tasks
+        # would; with one thread (or one block) in the rank's own thread.
+        threads = min(max(len(b) for b in self.blocks), int(getattr(worker, "nthreads", 1)))
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.core = search._core()
+
+    def run(self, mesh: _Mesh) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            with mesh:
+                return self._iterate(mesh)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False)
+
+    def _iterate(self, mesh: _Mesh) -> tuple[np.ndarray, np.ndarray] | None:
+        s = self.s
+        start, iterations = s["start"], s["iterations"]
+        bufs = self.replica.bufs
+        # The factors the fit goes on from: this rank's blocks from the client, the items'
+        # of the others over the mesh (the users' are not needed before they are solved).
+        for side in (0, 1):
+            for (a, b), rows in zip(self.ranges[side][self.rank], self.factors[side], strict=True):
+                bufs[side][(start - 1) % 2][a:b] = rows
+        self.factors = None
+        y = bufs[1][(start - 1) % 2]
+        mesh.exchange(y, 1, start - 1, self.ranges[1])
+        gram = y.T @ y  # see _half
+        for it in range(start, iterations):
+            began = time.perf_counter()
+            clock = _Clock()
+            self.control.wait_reported(it - 1)
+            self.replica.begin(it)
+            clock.lap("wait")
+            x, gram = self._half(mesh, 0, it, gram, clock)
+            y, gram = self._half(mesh, 1, it, gram, _Clock())
+            self.replica.finish(it)
+            self._log(it, time.perf_counter() - began, x, y, gram)
+        if self.rank != 0:
+            return None
+        last = (iterations - 1) % 2
+        return bufs[0][last], bufs[1][last]
+
+    def _half(
+        self, mesh: _Mesh, side: int, it: int, gram: np.ndarray, clock: _Clock
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Solve this rank's blocks of ``side`` against the other side's factors (whose
+        ``Y^T Y`` is ``gram``), exchange them; returns the full new factors and their
+        ``Y^T Y``."""
+        alpha, w0, solver, cg_steps, num_threads = self.s["params"]
+        bufs = self.replica.bufs[side]
+        cur, prev = bufs[it % 2], bufs[(it - 1) % 2]
+        fixed = self.replica.bufs[1 - side][(it if side == 1 else it - 1) % 2]
+        scaled = np.ascontiguousarray(w0 * gram, dtype=cur.dtype)
+
+        def solve(k: int) -> None:
+            a, b = self.ranges[side][self.rank][k]
+            block = self.blocks[side][k]
+            np.copyto(cur[a:b], prev[a:b])  # CG warm-starts from the previous factors
+            self.core.als_solve(
+                block["indptr"], block["indices"], block["data"], fixed, scaled, block["reg"],
+                cur[a:b], alpha, w0, solver, cg_steps, num_threads,
+            )  # fmt: skip
+
+        if self.pool is None:
+            for k in range(len(self.blocks[side])):
+                solve(k)
+        else:
+            list(self.pool.map(solve, range(len(self.blocks[side]))))
         clock.lap("solve")
-    return _state(out, block["reg"])
+        mesh.exchange(cur, side, it, self.ranges[side])
+        clock.lap("exchange")
+        # Y^T Y exactly as ALS.fit computes it (one GEMM over the whole matrix): the first
+        # half-iterations, against tiny initial factors, amplify its rounding ~1e4-fold, so
+        # per-block partial sums (a different rounding) would not reproduce ALS.fit to 1e-4.
+        gram = cur.T @ cur
+        clock.lap("gram")
+        clock.done((side, self.rank, it))
+        return cur, gram
 
-
-def _loss_block(
-    block: dict[str, np.ndarray], solved: State, params: tuple, *fixed: State
-) -> tuple[float, float]:
-    """Worker task: a user block's part of ALS's training loss (as ``ALS._loss``), and the
-    item side's regularisation term (the same on every block; the client takes block 0's)."""
-    alpha, w0, _, _, num_threads = params
-    with _assemble(fixed) as y:
-        rows = search._core().als_loss(
-            block["indptr"], block["indices"], block["data"], y,
-            np.ascontiguousarray(y.T @ y, dtype=np.float32), block["reg"], solved[0], alpha,
-            w0, num_threads,
-        )  # fmt: skip
-    return float(rows.sum()), float(sum(s[1] for s in fixed))
+    def _log(self, it: int, seconds: float, x: np.ndarray, y: np.ndarray, gram: np.ndarray) -> None:
+        """Tell the client (through the scheduler) that this rank finished iteration ``it``
+        in ``seconds``, with its part of the training loss: its user blocks' rows (as
+        ``ALS._loss``) and its item blocks' regularisation term."""
+        loss = None
+        if self.s["calculate_loss"]:
+            alpha, w0, _, _, num_threads = self.s["params"]
+            g = np.ascontiguousarray(gram, dtype=y.dtype)
+            users = 0.0
+            for (a, b), block in zip(self.ranges[0][self.rank], self.blocks[0], strict=True):
+                rows = self.core.als_loss(
+                    block["indptr"], block["indices"], block["data"], y, g, block["reg"],
+                    x[a:b], alpha, w0, num_threads,
+                )  # fmt: skip
+                users += float(rows.sum())
+            items = 0.0
+            for (a, b), block in zip(self.ranges[1][self.rank], self.blocks[1], strict=True):
+                norms = np.einsum("ij,ij->i", y[a:b], y[a:b], dtype=np.float64)
+                items += float(block["reg"].astype(np.float64) @ norms)
+            loss = [users, items]
+        msg = {"attempt": self.s["attempt"], "it": it, "rank": self.rank, "loss": loss,
+               "seconds": seconds}  # fmt: skip
+        self.worker.log_event(self.s["topic"], msg)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -409,37 +656,12 @@ def _read_checkpoint(
 
 # --------------------------------------------------------------------------- failures
 class LostData(RuntimeError):
-    """Data an iteration depends on was lost with a worker."""
-
-
-def _wait_watching(client: Any, tasks: list[Any], workers: set[str]) -> None:
-    """Wait for ``tasks``, but raise ``LostData`` if one of ``workers`` goes away.
-
-    Tasks are pinned to their block's worker and scattered data has no lineage: when a
-    worker dies, tasks that need it can wait forever. Polling the scheduler's worker list
-    turns that into an error the caller handles by going back to the last checkpoint.
-    """
-    from distributed import wait
-
-    while True:
-        try:
-            wait(tasks, timeout=0.5)
-        except TimeoutError:
-            pass
-        else:
-            bad = [f for f in tasks if f.status != "finished"]
-            if bad:
-                bad[0].result()  # raises the task's error (or a cancellation)
-                raise LostData(f"task {bad[0].key} ended as {bad[0].status!r}")
-            return
-        lost = workers - set(client.nthreads())
-        if lost or any(f.status in ("lost", "cancelled") for f in tasks):
-            raise LostData(f"worker(s) {sorted(lost)} left while an iteration was running")
+    """A worker the fit runs on left the cluster."""
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
-    """Errors that mean "a worker or its data was lost", after which the fit goes back to
-    its last checkpoint. Errors raised by the kernel itself (bad input) propagate."""
+    """Errors that mean "a worker or its data was lost", after which the fit goes on from
+    the newest factors still held. Errors raised by the kernel itself (bad input) propagate."""
     import asyncio
 
     from distributed.client import FutureCancelledError
@@ -449,6 +671,7 @@ def _retryable() -> tuple[type[BaseException], ...]:
     plural = getattr(distributed.client, "FuturesCancelledError", FutureCancelledError)
     return (
         LostData,
+        PeerLost,
         distributed.KilledWorker,
         FutureCancelledError,
         plural,
@@ -461,7 +684,7 @@ def _retryable() -> tuple[type[BaseException], ...]:
 
 # --------------------------------------------------------------------------- driver
 class _BlockALS:
-    """The client side of one ``fit_als`` call: block placement, submission, checkpoints."""
+    """The client side of one ``fit_als`` call: placement, reports, checkpoints, recovery."""
 
     def __init__(self, client: Any, model: Any, cui: sp.csr_matrix, p: dict[str, Any],
                  blocks: int | None, num_threads: int, checkpoint_every: int | None,
@@ -475,137 +698,123 @@ class _BlockALS:
         ciu.sort_indices()
         # The initialisation of ALS._fit, draw for draw.
         rng = np.random.default_rng(model.random_state)
-        self.x = (rng.random((n, f), dtype=np.float32) * 0.01).astype(np.float32)
-        self.y = (rng.random((m, f), dtype=np.float32) * 0.01).astype(np.float32)
+        x = rng.random((n, f), dtype=np.float32)
+        x *= np.float32(0.01)
+        y = rng.random((m, f), dtype=np.float32)
+        y *= np.float32(0.01)
+        self.x, self.y = x.astype(p["dtype"], copy=False), y.astype(p["dtype"], copy=False)
         reg_u = model._row_reg(np.diff(cui.indptr), m, p)
         reg_i = model._row_reg(np.diff(ciu.indptr), n, p)
+        self.model, self.reg = model, (reg_u, reg_i)
         self.directory, self.fingerprint = directory, fingerprint
+        #: iterations whose factors the client holds (in x/y and the checkpoint file)
         self.done, self.losses = (
             (0, [])
             if directory is None
             else _read_checkpoint(directory, fingerprint, self.x, self.y)
         )
-        #: iterations the client has seen finish on the workers, and of those the ones whose
-        #: loss it recorded and callback it called (at most one fewer)
-        self.finished = self.reported = self.done
-        #: names this fit's replicas on the workers (see ``_keep``)
+        #: iterations whose loss the client recorded and callback it called
+        self.reported = self.done
+        #: names this fit on the workers (its factors, its events)
         self.fit_id = uuid.uuid4().hex
-        slots = self._slots()
-        n_blocks = blocks or len(slots)
+        self.topic = f"tastebud-als-{self.fit_id}"
+        self.attempts = 0
+        #: workers that a rank lost its connection to, or that left: not used again
+        self.suspects: set[str] = set()
+        n_blocks = blocks or len(self._slots())
         self.sides = [
-            {"matrix": cui, "reg": reg_u, "factors": self.x,
-             "bounds": _balanced_bounds(cui.indptr, n_blocks, f // 2)},
-            {"matrix": ciu, "reg": reg_i, "factors": self.y,
-             "bounds": _balanced_bounds(ciu.indptr, n_blocks, f // 2)},
+            {"matrix": cui, "reg": reg_u, "bounds": _balanced_bounds(cui.indptr, n_blocks, f // 2)},
+            {"matrix": ciu, "reg": reg_i, "bounds": _balanced_bounds(ciu.indptr, n_blocks, f // 2)},
         ]  # fmt: skip
         self.params = (p["alpha"], p["w0"], p["solver"], p["cg_steps"], num_threads)
         #: None: client checkpoints only with a checkpoint_dir, or when the blocks sit on a
-        #: single worker (whose replicas would be lost with it); ``_place`` sets ``every``
+        #: single worker (whose copies would be lost with it); ``_place`` sets ``every``
         self.checkpoint_every = checkpoint_every
         self.every = 0
         self.callback = callback
         self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
         self.cells = n * m - cui.nnz
-        self.workers: set[str] = set()
-        #: the factor blocks of the last checkpoint, not yet copied into ``self.x``/``self.y``
-        self.fetched: list[list[np.ndarray]] | None = None
+        self.workers: list[str] = []
+        self.controls: list[Any] = []
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def _slots(self) -> list[str]:
         """One entry per worker thread (workers sorted by address): where blocks go."""
-        nthreads = self.c.nthreads()
+        nthreads = {w: t for w, t in self.c.nthreads().items() if w not in self.suspects}
         if not nthreads:
-            self.c.wait_for_workers(1, timeout=_SCATTER_TIMEOUT)
-            nthreads = self.c.nthreads()
+            self.c.wait_for_workers(len(self.suspects) + 1, timeout=_SCATTER_TIMEOUT)
+            nthreads = {w: t for w, t in self.c.nthreads().items() if w not in self.suspects}
         slots = [[w] * max(1, int(t)) for w, t in sorted(nthreads.items())]
         # Interleave so that consecutive blocks go to different workers first.
         return [w for group in itertools.zip_longest(*slots) for w in group if w is not None]
 
-    def _place(self) -> None:
-        """Scatter every block's interactions and current state (from the client's factors
-        of the last checkpoint) to the workers alive now."""
-        self._materialise()
+    def _place(self) -> list[Any]:
+        """Scatter every block's interactions and factors (the client's, of iteration
+        ``done - 1``) to the workers alive now and start one rank on each."""
         slots = self._slots()
-        self.workers = set(slots)
-        for side in self.sides:
-            side["owners"] = [slots[j % len(slots)] for j in range(len(side["bounds"]))]
-        owners = {w for side in self.sides for w in side["owners"]}
+        self.workers = sorted(set(slots))
+        rank_of = {w: r for r, w in enumerate(self.workers)}
+        owners = [
+            [rank_of[slots[j % len(slots)]] for j in range(len(side["bounds"]))]
+            for side in self.sides
+        ]
+        used = {r for side in owners for r in side}
         self.every = (
             self.checkpoint_every
             if self.checkpoint_every is not None
-            else int(self.directory is not None or len(owners) < 2)
+            else int(self.directory is not None or len(used) < 2)
         )
-        for side in self.sides:
-            side["blocks"], side["states"] = [], []
-            for (a, b), owner in zip(side["bounds"], side["owners"], strict=True):
-                payload = _block_payload(side["matrix"], side["reg"], a, b)
-                state = _state(np.array(side["factors"][a:b]), payload["reg"])
-                futs = self.c.scatter(
-                    [payload, state], workers=[owner], hash=False, timeout=_SCATTER_TIMEOUT
-                )
-                side["blocks"].append(futs[0])
-                side["states"].append(futs[1])
+        self.attempts += 1
+        attempt = f"{self.fit_id}:{self.attempts}"
+        self.attempt = attempt
+        listening = self.c.run(open_listener, attempt, workers=self.workers)
+        from distributed import Variable
 
-    def _submit_half(self, which: int, fixed: list[Any], it: int) -> list[Any]:
-        side = self.sides[which]
-        # The fixed side's factors: the items after iteration it - 1 (user half), the users
-        # after iteration it (item half); every worker keeps them as a replica.
-        keep = (self.fit_id, 1 - which, it - 1 if which == 0 else it)
-        side["states"] = [
+        self.control = Variable(_control_name(attempt), client=self.c)
+        self.control.set(self.reported)
+        self.controls.append(self.control)
+        spec = {
+            "fit": self.fit_id, "attempt": attempt, "topic": self.topic,
+            "ranks": len(self.workers), "start": self.done, "iterations": self.p["iterations"],
+            "reported": self.reported, "calculate_loss": self.p["calculate_loss"],
+            "params": self.params, "dtype": np.dtype(self.p["dtype"]).name,
+            "shapes": [self.x.shape, self.y.shape], "owners": owners,
+            "bounds": [side["bounds"] for side in self.sides],
+        }  # fmt: skip
+        addresses = [listening[w] for w in self.workers]
+        token = secrets.token_bytes(32)
+        factors = (self.x, self.y)
+        locals_ = []
+        for r in range(len(self.workers)):
+            local: dict[str, list[list[Any]]] = {"blocks": [[], []], "factors": [[], []]}
+            for which, side in enumerate(self.sides):
+                for (a, b), owner in zip(side["bounds"], owners[which], strict=True):
+                    if owner == r:
+                        payload = _block_payload(side["matrix"], side["reg"], a, b)
+                        local["blocks"][which].append(payload)
+                        local["factors"][which].append(factors[which][a:b])  # sent, not copied
+            locals_.append(local)
+
+        def scatter(r: int) -> Any:
+            [held] = self.c.scatter(
+                [locals_[r]], workers=[self.workers[r]], hash=False, timeout=_SCATTER_TIMEOUT
+            )
+            return held
+
+        # To every worker at once: the client's sends overlap the workers' receives.
+        with ThreadPoolExecutor(len(self.workers)) as pool:
+            held = list(pool.map(scatter, range(len(self.workers))))
+        futures = [
             self.c.submit(
-                _solve_block, block, state, self.params, *fixed, tag=(which, j, it), keep=keep,
-                workers=[owner], allow_other_workers=False, pure=False,
+                _fit_rank, spec, r, addresses, token, held[r], workers=[worker],
+                allow_other_workers=False, pure=False, key=f"tastebud-als-{attempt}-rank{r}",
             )
-            for j, (block, state, owner) in enumerate(
-                zip(side["blocks"], side["states"], side["owners"], strict=True)
-            )
+            for r, worker in enumerate(self.workers)
         ]  # fmt: skip
-        return side["states"]
+        return futures
 
-    def _submit_iteration(self, it: int) -> dict[str, Any]:
-        xs = self._submit_half(0, self.sides[1]["states"], it)
-        ys = self._submit_half(1, xs, it)
-        loss = self._submit_loss(xs, ys) if self.p["calculate_loss"] else []
-        return {"it": it, "xs": xs, "ys": ys, "loss": loss}
-
-    def _submit_loss(self, xs: list[Any], ys: list[Any]) -> list[Any]:
-        """The loss tasks of the user states ``xs`` against the item states ``ys``."""
-        users = self.sides[0]
-        return [
-            self.c.submit(
-                _loss_block, block, state, self.params, *ys,
-                workers=[owner], allow_other_workers=False, pure=False,
-            )
-            for block, state, owner in zip(users["blocks"], xs, users["owners"], strict=True)
-        ]  # fmt: skip
-
-    def _materialise(self) -> None:
-        """Copy the blocks of the last checkpoint into the client's factor matrices."""
-        if self.fetched is None:
-            return
-        for side, blocks in zip(self.sides, self.fetched, strict=True):
-            for (a, b), block in zip(side["bounds"], blocks, strict=True):
-                side["factors"][a:b] = block
-        self.fetched = None
-
-    def _checkpoint(self, step: dict[str, Any]) -> None:
-        """Fetch the factors of a finished iteration into the client's copy (and the file)."""
-        # Everything is fetched before anything is written: a worker lost halfway through
-        # must leave the previous checkpoint intact.
-        # One gather: both workers send at once, in one round trip.
-        states = self.c.gather(step["xs"] + step["ys"])
-        k = len(step["xs"])
-        # Kept as fetched (no copy into the client's full matrices, ~100 MB a time at
-        # scale): copied only when needed (a file to write, blocks to place again, the end).
-        self.fetched = [[s[0] for s in states[:k]], [s[0] for s in states[k:]]]
-        self.done = step["it"] + 1  # before the file: a failed write must not undo this
-        if self.directory is not None:
-            self._materialise()
-            _write_checkpoint(
-                self.directory, self.fingerprint, 2 * self.done, self.x, self.y, self.losses
-            )
-
-    def _loss(self, parts: list[tuple[float, float]]) -> float:
-        total = sum(v for v, _ in parts) + parts[0][1]
+    def _loss(self, parts: list[list[float]]) -> float:
+        total = sum(u for u, _ in parts) + sum(i for _, i in parts)
         return total / (self.confidence + self.p["w0"] * self.cells)
 
     def _report(self, it: int, seconds: float, loss: float | None) -> None:
@@ -615,77 +824,177 @@ class _BlockALS:
         if self.callback is not None:
             self.callback(it, seconds, loss)
 
-    def _report_recovered(self) -> None:
-        """The iteration recovered from a replica before the client reported it: its loss,
-        from the factors just placed, and its callback."""
-        if self.reported >= self.done:
-            return
-        loss = None
-        if self.p["calculate_loss"]:
-            tasks = self._submit_loss(self.sides[0]["states"], self.sides[1]["states"])
-            _wait_watching(self.c, tasks, self.workers)
-            loss = self._loss(self.c.gather(tasks))
-        self._report(self.done - 1, 0.0, loss)
+    def _full_loss(self) -> float | None:
+        """The training loss of the client's factors, as ``ALS.fit`` computes it."""
+        if not self.p["calculate_loss"]:
+            return None
+        cui = self.sides[0]["matrix"]
+        return self.model._loss(csr_parts(cui), self.x, self.y, *self.reg,
+                                cui.shape[0] * cui.shape[1], self.p)  # fmt: skip
+
+    def _checkpoint(
+        self, it: int, losses: list[float], factors: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """Take the factors after iteration ``it`` (from rank 0's worker unless given) as the
+        client's copy, and write the file with ``losses`` (up to ``it``). The ranks cannot
+        overwrite them before the client has reported ``it``."""
+        if factors is None:
+            got = self.c.run(replica_factors, self.fit_id, it, workers=[self.workers[0]])
+            factors = got[self.workers[0]]
+            if factors is None:
+                raise LostData(f"the factors of iteration {it} are gone from rank 0")
+        self.x, self.y = factors
+        self.done = it + 1  # before the file: a failed write must not undo this
+        if self.directory is not None:
+            _write_checkpoint(
+                self.directory, self.fingerprint, 2 * self.done, self.x, self.y, losses
+            )
 
     def _iterate(self) -> None:
-        """Run from the last checkpoint to the end; raises a retryable error on a lost worker."""
+        """Run from the client's factors to the end; raises a retryable error on a lost
+        worker."""
         iterations = self.p["iterations"]
-        self._place()
-        self._report_recovered()
-        pending: deque[dict[str, Any]] = deque()
-        t0 = time.perf_counter()
-        for it in range(self.done, min(self.done + 2, iterations)):
-            pending.append(self._submit_iteration(it))
-        while pending:
-            step = pending.popleft()
-            _wait_watching(self.c, step["xs"] + step["ys"] + step["loss"], self.workers)
-            it = step["it"]
-            self.finished = it + 1
-            # Two iterations queued on the workers while this one's loss and checkpoint are
-            # fetched: the fetch (~100 MB at scale) must not leave the workers idle.
-            nxt = it + 2
-            if nxt < iterations:
-                pending.append(self._submit_iteration(nxt))
-            loss = self._loss(self.c.gather(step["loss"])) if step["loss"] else None
-            if it + 1 == iterations or (self.every and (it + 1) % self.every == 0):
-                self._checkpoint(step)
-            self._report(it, time.perf_counter() - t0, loss)
-            t0 = time.perf_counter()
+        if self.reported < self.done:  # recovered an iteration before it was reported
+            self._report(self.done - 1, 0.0, self._full_loss())
+        if self.done >= iterations:
+            return
+        futures = self._place()
+        try:
+            self._follow(futures, iterations)
+        except BaseException:
+            self._abandon(futures)
+            raise
+
+    def _follow(self, futures: list[Any], iterations: int) -> None:
+        """Report the ranks' iterations as they come, until the last one."""
+        arrived: dict[int, dict[int, Any]] = {}
+        ranks = len(self.workers)
+        watched = time.monotonic()
+        replayed = False
+        while self.reported < iterations:
+            try:
+                msg = self.events.get(timeout=0.1)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg["attempt"] == self.attempt:
+                arrived.setdefault(msg["it"], {})[msg["rank"]] = msg
+            while len(arrived.get(self.reported, ())) == ranks:
+                it = self.reported
+                parts = list(arrived.pop(it).values())
+                loss = self._loss([m["loss"] for m in parts]) if self.p["calculate_loss"] else None
+                # the iteration's wall time on the workers (as ALS.fit's), not the client's
+                seconds = max(m["seconds"] for m in parts)
+                losses = self.losses + ([] if loss is None else [loss])
+                if it + 1 == iterations:
+                    self._checkpoint(it, losses, self._result(futures))
+                elif self.every and (it + 1) % self.every == 0:
+                    self._checkpoint(it, losses)
+                self._report(it, seconds, loss)
+                self.control.set(self.reported)
+            if msg is None and time.monotonic() - watched > 0.5:
+                watched = time.monotonic()
+                self._watch(futures)
+                if all(f.status == "finished" for f in futures):  # events still on their way?
+                    if replayed:
+                        raise RuntimeError("the ranks ended without reporting every iteration")
+                    replayed = True
+                    for _, event in self.c.get_events(self.topic):
+                        self.events.put(event)
+
+    def _result(self, futures: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Rank 0's result (the final factors), watching for lost workers meanwhile."""
+        from distributed import wait
+
+        while True:
+            try:
+                wait(futures[0], timeout=0.5)
+            except TimeoutError:
+                self._watch(futures)
+                continue
+            self._watch(futures)
+            return futures[0].result()
+
+    def _watch(self, futures: list[Any]) -> None:
+        """Raise the error a rank ended with (preferring one that is not about a lost peer,
+        which the others see when any rank fails), or ``LostData`` for a lost worker."""
+        alive = set(self.c.nthreads())
+        failed = [f for f in futures if f.status in ("error", "cancelled", "lost")]
+        lost = sorted(set(self.workers) - alive)
+        if not failed and not lost:
+            return
+        self.suspects.update(lost)
+        from distributed import wait
+
+        # The other ranks of workers still alive end soon after (their sockets closed).
+        running = [
+            f for f, w in zip(futures, self.workers, strict=True)
+            if w in alive and f.status not in ("finished", "error", "cancelled", "lost")
+        ]  # fmt: skip
+        if running:
+            try:
+                wait(running, timeout=10)
+            except TimeoutError:
+                pass
+        retryable = _retryable()
+        errors = [f.exception() for f in futures if f.status == "error"]
+        # A rank that lost its connection to another names it: a worker that died, or
+        # one the scheduler has not dropped yet (calls to it would wait out a timeout).
+        self.suspects.update(
+            self.workers[e.peer] for e in errors if isinstance(e, PeerLost) and e.peer is not None
+        )
+        for exc in errors:
+            if not isinstance(exc, retryable):
+                raise exc
+        if errors:
+            raise errors[0]
+        raise LostData(f"worker(s) {lost} left while the fit was running")
+
+    def _healthy(self) -> list[str]:
+        return [w for w in self.c.nthreads() if w not in self.suspects]
+
+    def _abandon(self, futures: list[Any]) -> None:
+        """Stop the ranks of the current attempt (those still running stop at their next
+        check) and release their data."""
+        try:
+            self.control.set(-1)
+            self.c.cancel(futures)
+        except Exception as exc:  # cleanup only: never hide the error the attempt ended with
+            _log.debug("could not stop the ranks of %s: %r", self.attempt, exc)
 
     def _recover(self) -> None:
         """After a lost worker: go on from the newest iteration whose factors (both sides)
-        a surviving worker holds as replicas, if the client saw it finish and holds no
-        newer factors of its own."""
+        a surviving worker holds, if the client reported it (or is about to: the next
+        one) and holds no newer factors of its own."""
         try:
-            held = self.c.run(replica_iterations, self.fit_id, on_error="return")
+            held = self.c.run(replica_iterations, self.fit_id, workers=self._healthy(),
+                              on_error="return")  # fmt: skip
             usable = sorted(
                 ((it, w) for w, its in held.items() if isinstance(its, list) for it in its
-                 if self.done <= it < self.finished),
+                 if self.done <= it <= self.reported),
                 reverse=True,
             )  # fmt: skip
             for it, worker in usable:
                 got = self.c.run(replica_factors, self.fit_id, it, workers=[worker])
-                if got.get(worker) is not None:  # None: evicted since it was listed
-                    x, y = got[worker]
-                    break
-            else:
-                return
+                if got.get(worker) is not None:  # None: overwritten since it was listed
+                    self.x, self.y = got[worker]
+                    self.done = it + 1
+                    return
         except _retryable():
             return  # another worker lost meanwhile: the client's own factors it is
-        self.x[...] = x
-        self.y[...] = y
-        self.fetched = None
-        self.done = it + 1
 
     def _forget(self) -> None:
         # A worker that is gone (or just restarted) holds nothing: errors are ignored, and
         # never replace the error the fit may be ending with.
         try:
-            self.c.run(forget_replicas, self.fit_id, on_error="ignore")
+            self.c.unsubscribe_topic(self.topic)
+            for control in self.controls:
+                control.delete()
+            self.c.run(forget_fit, self.fit_id, workers=self._healthy(), on_error="ignore")
         except Exception as exc:  # cleanup only
-            _log.debug("could not drop the fit's replicas on the workers: %r", exc)
+            _log.debug("could not drop the fit's factors on the workers: %r", exc)
 
     def run(self) -> None:
+        self.c.subscribe_topic(self.topic, lambda event: self.events.put(event[1]))
         try:
             self._run()
         finally:
@@ -698,7 +1007,6 @@ class _BlockALS:
             start = self.done
             try:
                 self._iterate()
-                self._materialise()
                 return
             except retryable as exc:
                 self._recover()
@@ -711,11 +1019,8 @@ class _BlockALS:
                     type(exc).__name__, exc, self.done, failures, _MAX_RETRIES,
                 )  # fmt: skip
                 # The iterations after the factors the fit goes on from are run again.
-                self.finished = self.done
                 self.reported = min(self.reported, self.done)
                 self.losses = self.losses[: self.reported]
-                for side in self.sides:
-                    side["blocks"], side["states"] = [], []
                 time.sleep(0.2 * failures)
 
 
