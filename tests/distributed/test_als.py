@@ -305,3 +305,64 @@ def test_mesh_reports_a_lost_peer():
         distributed_als._Mesh(control, 0, lonely, token)
     distributed_als.forget_fit("mesh-alone")  # closes the other listener
     assert not [a for a in distributed_als._LISTENERS if a.startswith("mesh-")]
+
+
+def test_on_a_tls_cluster_the_ranks_speak_tls():
+    """On a cluster that uses TLS the ranks wrap their sockets with the workers' own TLS
+    contexts (the cluster's CA, both sides authenticated): a plain connection, even with
+    the right token, is dropped; the fit itself gives the single-process result."""
+    import socket
+    import threading
+
+    from distributed.security import Security
+
+    import distributed
+
+    security = Security.temporary()
+
+    class Worker:
+        address = "tls://127.0.0.1:1"
+
+    Worker.security = security
+    attempt, token = "mesh-tls", b"s" * 32
+    addresses = [
+        distributed_als.open_listener(f"{attempt}:{r}", dask_worker=Worker()) for r in range(2)
+    ]
+    plain = socket.create_connection(addresses[0])
+    plain.sendall(token + (1).to_bytes(8, "little"))  # a well-formed hello, without TLS
+    bufs = [np.zeros((4, 3), np.float32) for _ in range(2)]
+    ranges = {0: [(0, 1), (3, 4)], 1: [(1, 3)]}
+    errors = []
+
+    def rank(r: int) -> None:
+        try:
+            tls = distributed_als._tls(Worker(), listen=False)
+            mesh = distributed_als._Mesh(_FakeControl(f"{attempt}:{r}"), r, addresses, token, tls)
+            with mesh:
+                assert all(hasattr(s, "cipher") for s in mesh.peers.values())  # SSL sockets
+                for a, b in ranges[r]:
+                    bufs[r][a:b] = r + 1
+                mesh.exchange(bufs[r], 0, 0, ranges)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    plain.close()
+    assert not errors, errors
+    for r in range(2):
+        np.testing.assert_array_equal(bufs[r][:, 0], [1, 2, 2, 1])
+
+    from tastebud.distributed import local_cluster
+
+    want = ALS(**_params(), num_threads=1).fit(INTER)
+    with (
+        local_cluster(n_workers=2, threads_per_worker=1, security=security) as cluster,
+        distributed.Client(cluster, security=security, set_as_default=False) as tls_client,
+    ):
+        assert all(w.startswith("tls://") for w in tls_client.nthreads())
+        got = fit_als(ALS(**_params()), INTER, client=tls_client)
+    _assert_same_fit(got, want)

@@ -50,6 +50,7 @@ import os
 import queue
 import secrets
 import socket
+import ssl
 import struct
 import tempfile
 import threading
@@ -113,7 +114,7 @@ def _block_payload(matrix: sp.csr_matrix, reg: np.ndarray, a: int, b: int) -> di
 #: functions in the worker's event loop).
 _LOCK = threading.Lock()
 #: attempt -> listening socket, opened by :func:`open_listener` before the ranks start
-_LISTENERS: dict[str, socket.socket] = {}
+_LISTENERS: dict[str, tuple[socket.socket, ssl.SSLContext | None]] = {}
 #: fits that ended: a rank of theirs still running stops, and keeps nothing
 _ENDED: deque[str] = deque(maxlen=256)
 #: Fits whose factors a worker holds at most (a client that died never says it is done:
@@ -190,6 +191,16 @@ def _mesh_host(address: str) -> str:
     return "127.0.0.1" if address.startswith("inproc://") else get_address_host(address)
 
 
+def _tls(worker: Any, listen: bool) -> ssl.SSLContext | None:
+    """The worker's own TLS context (the cluster's CA, mutual authentication) if the
+    cluster uses TLS: the ranks then speak TLS to each other too."""
+    if not worker.address.startswith("tls://"):
+        return None
+    security = worker.security
+    args = security.get_listen_args("worker") if listen else security.get_connection_args("worker")
+    return args["ssl_context"]
+
+
 def open_listener(attempt: str, dask_worker: Any = None) -> tuple[str, int]:
     """Worker function (``client.run``): listen for the other ranks of ``attempt`` on a free
     port of this worker's host; returns ``(host, port)``."""
@@ -198,7 +209,7 @@ def open_listener(attempt: str, dask_worker: Any = None) -> tuple[str, int]:
     sock = socket.create_server((host, 0), family=family, backlog=128)
     sock.settimeout(_POLL)
     with _LOCK:
-        _LISTENERS[attempt] = sock
+        _LISTENERS[attempt] = (sock, _tls(dask_worker, listen=True))
     return host, int(sock.getsockname()[1])
 
 
@@ -208,7 +219,7 @@ def forget_fit(fit: str) -> None:
         _ENDED.append(fit)
         _REPLICAS.pop(fit, None)
         listeners = [a for a in _LISTENERS if _fit_of(a) == fit]
-        socks = [_LISTENERS.pop(a) for a in listeners]
+        socks = [_LISTENERS.pop(a)[0] for a in listeners]
     for sock in socks:
         sock.close()
 
@@ -315,15 +326,17 @@ class _Mesh:
     the ranks below it and accepts the ones above), and the exchange of factor rows."""
 
     def __init__(
-        self, control: _Control, rank: int, addresses: list[tuple[str, int]], token: bytes
-    ) -> None:
-        self.control, self.rank = control, rank
+        self, control: _Control, rank: int, addresses: list[tuple[str, int]], token: bytes,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
+        self.control, self.rank, self.tls = control, rank, tls
         self.peers: dict[int, socket.socket] = {}
         self.senders: ThreadPoolExecutor | None = None
         with _LOCK:
-            listener = _LISTENERS.pop(control.attempt, None)
-        if listener is None:  # abandoned, or the worker restarted since it was opened
+            entry = _LISTENERS.pop(control.attempt, None)
+        if entry is None:  # abandoned, or the worker restarted since it was opened
             raise PeerLost(f"no listener for attempt {control.attempt} on this worker")
+        listener, self.tls_server = entry
         try:
             deadline = time.monotonic() + _MESH_TIMEOUT
             for j in range(rank):
@@ -371,6 +384,13 @@ class _Mesh:
             except OSError:
                 self._waiting(deadline)
                 time.sleep(0.05)
+        if self.tls is not None:
+            sock.settimeout(_HELLO_TIMEOUT)
+            try:
+                sock = self.tls.wrap_socket(sock)  # the handshake, with the cluster's CA
+            except OSError as exc:
+                sock.close()
+                raise PeerLost(f"TLS handshake with rank {peer} failed: {exc!r}", peer) from exc
         sock.settimeout(_POLL)
         self._send(peer, sock, memoryview(_HELLO.pack(token, self.rank)))
         return sock
@@ -381,8 +401,11 @@ class _Mesh:
         except TimeoutError:
             self._waiting(deadline)
             return
-        sock.settimeout(_POLL)
         try:
+            if self.tls_server is not None:
+                sock.settimeout(_HELLO_TIMEOUT)
+                sock = self.tls_server.wrap_socket(sock, server_side=True)
+            sock.settimeout(_POLL)
             hello = bytearray(_HELLO.size)
             self._recv(None, sock, memoryview(hello), time.monotonic() + _HELLO_TIMEOUT)
             their_token, rank = _HELLO.unpack(hello)
@@ -477,7 +500,8 @@ def _fit_rank(
     worker = get_worker()
     control = _Control(spec["attempt"], spec["reported"])
     control.check(force=True)  # an attempt abandoned before this task started stops here
-    return _Rank(spec, rank, local, worker, control).run(_Mesh(control, rank, addresses, token))
+    ranked = _Rank(spec, rank, local, worker, control)
+    return ranked.run(_Mesh(control, rank, addresses, token, _tls(worker, listen=False)))
 
 
 class _Rank:
@@ -735,6 +759,8 @@ class _BlockALS:
         self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
         self.cells = n * m - cui.nnz
         self.workers: list[str] = []
+        #: the Dask Variable through which the client talks to the ranks of each attempt
+        self.control: Any = None
         self.controls: list[Any] = []
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
 
@@ -748,9 +774,11 @@ class _BlockALS:
         # Interleave so that consecutive blocks go to different workers first.
         return [w for group in itertools.zip_longest(*slots) for w in group if w is not None]
 
-    def _place(self) -> list[Any]:
+    def _place(self, futures: list[Any]) -> None:
         """Scatter every block's interactions and factors (the client's, of iteration
-        ``done - 1``) to the workers alive now and start one rank on each."""
+        ``done - 1``) to the workers alive now and start one rank on each (into
+        ``futures``: filled as they are submitted, so that a failure halfway stops them)."""
+        self.control = None
         slots = self._slots()
         self.workers = sorted(set(slots))
         rank_of = {w: r for r, w in enumerate(self.workers)}
@@ -804,14 +832,13 @@ class _BlockALS:
         # To every worker at once: the client's sends overlap the workers' receives.
         with ThreadPoolExecutor(len(self.workers)) as pool:
             held = list(pool.map(scatter, range(len(self.workers))))
-        futures = [
-            self.c.submit(
-                _fit_rank, spec, r, addresses, token, held[r], workers=[worker],
-                allow_other_workers=False, pure=False, key=f"tastebud-als-{attempt}-rank{r}",
-            )
-            for r, worker in enumerate(self.workers)
-        ]  # fmt: skip
-        return futures
+        for r, worker in enumerate(self.workers):
+            futures.append(
+                self.c.submit(
+                    _fit_rank, spec, r, addresses, token, held[r], workers=[worker],
+                    allow_other_workers=False, pure=False, key=f"tastebud-als-{attempt}-rank{r}",
+                )
+            )  # fmt: skip
 
     def _loss(self, parts: list[list[float]]) -> float:
         total = sum(u for u, _ in parts) + sum(i for _, i in parts)
@@ -858,8 +885,9 @@ class _BlockALS:
             self._report(self.done - 1, 0.0, self._full_loss())
         if self.done >= iterations:
             return
-        futures = self._place()
+        futures: list[Any] = []
         try:
+            self._place(futures)
             self._follow(futures, iterations)
         except BaseException:
             self._abandon(futures)
@@ -956,8 +984,10 @@ class _BlockALS:
         """Stop the ranks of the current attempt (those still running stop at their next
         check) and release their data."""
         try:
-            self.control.set(-1)
-            self.c.cancel(futures)
+            if self.control is not None:
+                self.control.set(-1)
+            if futures:
+                self.c.cancel(futures)
         except Exception as exc:  # cleanup only: never hide the error the attempt ended with
             _log.debug("could not stop the ranks of %s: %r", self.attempt, exc)
 
@@ -1047,19 +1077,20 @@ def fit_als(
     client : distributed.Client, str or None
         See :func:`tastebud.distributed.recommend_all`.
     blocks : int, optional
-        Blocks per side (user blocks and item blocks, balanced by solve cost). Default: one
-        per worker thread, each pinned to its worker.
+        Blocks per side (user blocks and item blocks, balanced by solve cost), dealt to the
+        workers in turn. Default: one per worker thread. Each worker runs one task (a *rank*)
+        for the whole fit, which solves its blocks (side by side on the worker's threads)
+        and exchanges the solved rows with the other ranks directly (see Notes).
     num_threads : int
         Threads of each block solve (0 = all cores of the worker's machine).
     checkpoint_every : int, optional
-        Also fetch the factors to the client every this many iterations (overlapped with
-        the next iteration), and write them to ``checkpoint_dir`` if given; 0: only at the
-        end. Default: every iteration with a ``checkpoint_dir`` or when all blocks sit on
-        one worker, else only at the end. A lost worker does not need them: every worker
-        keeps the factors it fetched for its own solves (no extra transfer; about two more
-        copies of each factor matrix per worker) and the fit goes on from the newest
-        iteration a surviving worker holds, which costs the iterations in flight. Client
-        checkpoints matter when every worker holding blocks is lost at once, or the client.
+        Also fetch the factors to the client every this many iterations, and write them to
+        ``checkpoint_dir`` if given; 0: only at the end. Default: every iteration with a
+        ``checkpoint_dir`` or when all blocks sit on one worker, else only at the end. A
+        lost worker does not need them: every rank holds the whole factors of its last
+        iterations (two copies of each factor matrix per worker) and the fit goes on from a
+        surviving one, which costs the iterations in flight. Client checkpoints matter when
+        every worker is lost at once, or the client.
     checkpoint_dir : str or path-like, optional
         Write the factors there at every client checkpoint and resume from them when the
         same fit (same data and parameters) is started again.
@@ -1071,7 +1102,16 @@ def fit_als(
     ALS
         The same ``model``, fitted: factors equal (to float rounding of the Gram matrix) to
         ``ALS(same parameters).fit(interactions)``; a plain tastebud model (save, recommend,
-        :func:`recommend_all` work as usual).
+        :func:`recommend_all` work as usual). ``callback``'s seconds are the iteration's wall
+        time on the workers.
+
+    Notes
+    -----
+    The ranks connect to each other over TCP, each listening on a free port of the host in
+    its worker's Dask address (as the Dask integrations of LightGBM and XGBoost do), so the
+    workers must be able to reach each other on any port, as Dask's own worker-to-worker
+    transfers need. A connection is accepted only with the fit's random 32-byte token; the
+    factor rows travel as raw floats, unencrypted, even on a cluster that uses TLS.
     """
     from tastebud.models._factors import check_weights
     from tastebud.models.als import ALS
