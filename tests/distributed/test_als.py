@@ -49,8 +49,9 @@ def test_fit_als_equals_single_process(client, extra):
 
 def test_a_failed_rank_error_wins_over_the_lost_peers_it_caused():
     """When one rank fails (say, an error in its kernel), the others see their sockets close
-    (PeerLost): the client raises the first error, not a retry, and remembers the worker a
-    rank lost its connection to; a worker that left with no error is LostData."""
+    (PeerLost): the client raises that error, not a retry, and does not hold the failed
+    rank's worker suspect (it closed its sockets itself). A peer lost without an error of its
+    own is suspect (not used again in this fit); a worker that left is LostData."""
 
     class Future:
         def __init__(self, status, exc=None):
@@ -71,10 +72,15 @@ def test_a_failed_rank_error_wins_over_the_lost_peers_it_caused():
     lost = distributed_als.PeerLost("rank 1 closed its connection", 1)
     with pytest.raises(ValueError, match="kernel"):
         run._watch([Future("error", lost), Future("error", ValueError("kernel"))])
-    assert run.suspects == {"w1"}
-    run.suspects = set()
+    assert run.suspects == set()
     with pytest.raises(distributed_als.PeerLost):
         run._watch([Future("error", lost), Future("lost")])
+    assert run.suspects == {"w1"}
+    run.suspects = set()
+    closed = distributed_als.PeerLost("rank 0 closed its connection", 0)
+    with pytest.raises(distributed_als.PeerLost):  # both lost: only retryable errors
+        run._watch([Future("error", lost), Future("error", closed)])
+    assert run.suspects == set()
     run.c, run.suspects = Client(["w0"]), set()
     with pytest.raises(distributed_als.LostData, match="w1"):
         run._watch([Future("finished"), Future("pending")])
@@ -173,7 +179,7 @@ def test_replicas_hold_the_newest_complete_iterations():
     that ended keeps nothing and stops a late rank; the oldest orphan fit goes first."""
     fit = "test-fit"
     replica = distributed_als._Replica([(3, 2), (5, 2)], np.dtype(np.float32))
-    distributed_als._register(fit, replica)
+    distributed_als._register(fit, "", replica)  # "": no worker (the replica functions' default)
     assert distributed_als.replica_iterations(fit) == []
     for it in range(4):
         replica.begin(it)
@@ -195,11 +201,11 @@ def test_replicas_hold_the_newest_complete_iterations():
     distributed_als.forget_fit(fit)
     assert distributed_als.replica_iterations(fit) == []
     with pytest.raises(distributed_als.PeerLost, match="ended"):
-        distributed_als._register(fit, replica)  # a late rank of the ended fit
+        distributed_als._register(fit, "", replica)  # a late rank of the ended fit
     names = [f"orphan-{k}" for k in range(distributed_als._KEPT_FITS + 1)]
     for name in names:
-        distributed_als._register(name, distributed_als._Replica([(1, 1)] * 2, np.float32))
-    assert list(distributed_als._REPLICAS) == names[1:]
+        distributed_als._register(name, "", distributed_als._Replica([(1, 1)] * 2, np.float32))
+    assert [fit for fit, _ in distributed_als._REPLICAS] == names[1:]
     for name in names:
         distributed_als.forget_fit(name)
     assert not distributed_als._REPLICAS
@@ -217,9 +223,12 @@ class _FakeControl:
             raise distributed_als.PeerLost("abandoned")
 
 
+WORKER = "tcp://127.0.0.1:1"  # the address the fake workers of the mesh tests have
+
+
 def _listen(attempt: str, n: int) -> list[tuple[str, int]]:
     class Worker:
-        address = "tcp://127.0.0.1:1"
+        address = WORKER
 
     return [distributed_als.open_listener(f"{attempt}:{r}", dask_worker=Worker()) for r in range(n)]
 
@@ -245,7 +254,7 @@ def test_mesh_exchanges_rows_and_rejects_strangers():
     def rank(r: int) -> None:
         try:
             control = _FakeControl(f"{attempt}:{r}")
-            with distributed_als._Mesh(control, r, addresses, token) as mesh:
+            with distributed_als._Mesh(control, r, addresses, token, WORKER) as mesh:
                 for it, side in [(0, 0), (0, 1), (1, 0)]:
                     for a, b in ranges[r]:
                         bufs[r][a:b] = 100 * it + 10 * side + np.arange(a, b)[:, None]
@@ -284,7 +293,9 @@ def test_mesh_reports_a_lost_peer():
     caught = []
 
     def first() -> None:
-        with distributed_als._Mesh(_FakeControl(f"{attempt}:0"), 0, addresses, token) as mesh:
+        with distributed_als._Mesh(
+            _FakeControl(f"{attempt}:0"), 0, addresses, token, WORKER
+        ) as mesh:
             try:
                 mesh.exchange(buf[0], 0, 0, ranges)
             except distributed_als.PeerLost as exc:
@@ -292,7 +303,7 @@ def test_mesh_reports_a_lost_peer():
 
     t = threading.Thread(target=first)
     t.start()
-    peer = distributed_als._Mesh(_FakeControl(f"{attempt}:1"), 1, addresses, token)
+    peer = distributed_als._Mesh(_FakeControl(f"{attempt}:1"), 1, addresses, token, WORKER)
     peer.close()  # dies before sending anything
     t.join(timeout=30)
     assert len(caught) == 1, caught
@@ -302,9 +313,9 @@ def test_mesh_reports_a_lost_peer():
     lonely = _listen("mesh-alone", 2)
     control.abandoned = True  # rank 1 never connects; the client gives up
     with pytest.raises(distributed_als.PeerLost, match="abandoned"):
-        distributed_als._Mesh(control, 0, lonely, token)
+        distributed_als._Mesh(control, 0, lonely, token, WORKER)
     distributed_als.forget_fit("mesh-alone")  # closes the other listener
-    assert not [a for a in distributed_als._LISTENERS if a.startswith("mesh-")]
+    assert not [k for k in distributed_als._LISTENERS if k[0].startswith("mesh-")]
 
 
 def test_on_a_tls_cluster_the_ranks_speak_tls():
@@ -337,7 +348,8 @@ def test_on_a_tls_cluster_the_ranks_speak_tls():
     def rank(r: int) -> None:
         try:
             tls = distributed_als._tls(Worker(), listen=False)
-            mesh = distributed_als._Mesh(_FakeControl(f"{attempt}:{r}"), r, addresses, token, tls)
+            control = _FakeControl(f"{attempt}:{r}")
+            mesh = distributed_als._Mesh(control, r, addresses, token, Worker.address, tls)
             with mesh:
                 assert all(hasattr(s, "cipher") for s in mesh.peers.values())  # SSL sockets
                 for a, b in ranges[r]:
@@ -365,4 +377,92 @@ def test_on_a_tls_cluster_the_ranks_speak_tls():
     ):
         assert all(w.startswith("tls://") for w in tls_client.nthreads())
         got = fit_als(ALS(**_params()), INTER, client=tls_client)
+    _assert_same_fit(got, want)
+
+
+def test_errors_of_the_callers_code_are_not_taken_for_a_lost_worker(client, tmp_path, caplog):
+    """An exception from the callback or from writing the checkpoint file ends the fit as
+    it is (an OSError or TimeoutError would otherwise look like a lost worker, and the fit
+    would silently go on without the callback or the file)."""
+    calls = []
+
+    def fails(iteration, seconds, loss):
+        calls.append(iteration)
+        raise TimeoutError("the caller's own timeout")
+
+    with caplog.at_level("WARNING", logger="tastebud.distributed"):
+        with pytest.raises(TimeoutError, match="caller's own"):
+            fit_als(ALS(**_params()), INTER, client=client, callback=fails)
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a directory")
+        with pytest.raises(OSError):
+            fit_als(ALS(**_params()), INTER, client=client, checkpoint_dir=blocker / "sub")
+    assert calls == [0]
+    assert not [r for r in caplog.records if "lost a worker" in r.getMessage()]
+
+
+def test_ranks_stop_when_the_client_process_dies(client, tmp_path):
+    """The client process is killed mid-fit (no chance to clean up): the scheduler releases
+    its tasks and the ranks stop on their own, so the next fit (here resuming from the
+    checkpoint the dead client wrote) gets the workers."""
+    import subprocess
+    import sys
+    import textwrap
+
+    child = textwrap.dedent(f"""
+        import os, signal
+        import distributed
+        from tastebud.data import datasets
+        from tastebud.distributed import fit_als
+        from tastebud.models.als import ALS
+
+        inter = datasets.synthetic(
+            n_users=260, n_items=180, n_interactions=7000, random_state=5).interactions
+
+        def die(iteration, seconds, loss):
+            if iteration == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        with distributed.Client({client.scheduler.address!r}) as c:
+            fit_als(ALS(**{_params(iterations=6)!r}), inter, client=c,
+                    checkpoint_dir={str(tmp_path)!r}, callback=die)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL
+    assert (tmp_path / "als-checkpoint.npz").exists()
+
+    def executing(dask_worker):
+        return [str(ts.key) for ts in dask_worker.state.executing]
+
+    deadline = time.monotonic() + 30
+    while any(client.run(executing).values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(client.run(executing).values())
+    seen = []
+    got = fit_als(
+        ALS(**_params(iterations=6)), INTER, client=client, checkpoint_dir=tmp_path,
+        callback=lambda it, s, loss: seen.append(it),
+    )  # fmt: skip
+    assert seen == [2, 3, 4, 5]
+    _assert_same_fit(got, ALS(**_params(iterations=6), num_threads=1).fit(INTER))
+
+
+def test_workers_in_one_process():
+    """``LocalCluster(processes=False)``: the workers share a process (and its listeners and
+    factor copies, keyed by worker address)."""
+    import dask
+
+    import distributed
+    from tastebud.distributed import local_cluster
+
+    want = ALS(**_params(), num_threads=1).fit(INTER)
+    # The ranks' worker clients (for the client's acknowledgements) run in this process and
+    # make themselves the default scheduler, as any worker client does; restored after.
+    with (
+        dask.config.set(scheduler=dask.config.get("scheduler", None)),
+        local_cluster(n_workers=2, threads_per_worker=1, processes=False) as cluster,
+        distributed.Client(cluster, set_as_default=False) as threads_client,
+    ):
+        assert len(threads_client.nthreads()) == 2
+        got = fit_als(ALS(**_params()), INTER, client=threads_client, blocks=3)
     _assert_same_fit(got, want)

@@ -49,6 +49,7 @@ import logging
 import os
 import queue
 import secrets
+import selectors
 import socket
 import ssl
 import struct
@@ -70,6 +71,7 @@ from tastebud._errors import FitError
 from tastebud.distributed._cluster import session
 from tastebud.distributed._common import check_num_threads, check_positive_int
 from tastebud.models._factors import csr_parts
+from tastebud.models.als import _gram_of
 from tastebud.models.base import as_interactions
 
 __all__ = ["fit_als"]
@@ -79,6 +81,9 @@ _CHECKPOINT = "als-checkpoint.npz"
 _MAX_RETRIES = 3
 #: seconds before a scatter to a worker that died unnoticed counts as lost (then retried)
 _SCATTER_TIMEOUT = 60
+#: seconds without news from the ranks after which the client asks the scheduler for their
+#: events again
+_SILENCE = 10.0
 
 
 # --------------------------------------------------------------------------- partitioning
@@ -113,8 +118,10 @@ def _block_payload(matrix: sp.csr_matrix, reg: np.ndarray, a: int, b: int) -> di
 #: Guards the per-process state below (the rank runs in a task thread; ``client.run``
 #: functions in the worker's event loop).
 _LOCK = threading.Lock()
-#: attempt -> listening socket, opened by :func:`open_listener` before the ranks start
-_LISTENERS: dict[str, tuple[socket.socket, ssl.SSLContext | None]] = {}
+#: (attempt, worker address) -> listening socket and TLS context, opened by
+#: :func:`open_listener` before the ranks start (keyed by worker too: workers may share a
+#: process, as with ``LocalCluster(processes=False)``)
+_LISTENERS: dict[tuple[str, str], tuple[socket.socket, ssl.SSLContext | None]] = {}
 #: fits that ended: a rank of theirs still running stops, and keeps nothing
 _ENDED: deque[str] = deque(maxlen=256)
 #: Fits whose factors a worker holds at most (a client that died never says it is done:
@@ -147,21 +154,27 @@ def _fit_of(attempt: str) -> str:
 class _Control:
     """What the client tells the ranks of one attempt, through a Dask ``Variable`` (the
     scheduler holds it; setting it never waits on a worker, even a dead one): how many
-    iterations it has reported, or -1 once it abandoned the attempt."""
+    iterations it has reported, or -1 once it abandoned the attempt. A client that died
+    says nothing: the scheduler then releases its tasks, which the rank sees as its own
+    task no longer wanted on this worker."""
 
-    def __init__(self, attempt: str, reported: int) -> None:
+    def __init__(self, attempt: str, reported: int, worker: Any = None, key: str = "") -> None:
         from distributed import Variable, get_client
 
-        self.attempt = attempt
+        self.attempt, self.worker, self.key = attempt, worker, key
         self.var = Variable(_control_name(attempt), client=get_client())
         self.reported = reported
         self.read_at = time.monotonic()
 
     def check(self, force: bool = False) -> None:
-        """Raise ``PeerLost`` if the attempt was abandoned (asks the scheduler at most
-        every ``_POLL`` seconds unless ``force``)."""
+        """Raise ``PeerLost`` if the attempt was abandoned, or this rank's task released
+        (asks the scheduler at most every ``_POLL`` seconds unless ``force``)."""
         if _fit_of(self.attempt) in _ENDED:
             raise PeerLost(f"fit {_fit_of(self.attempt)} has ended")
+        if self.worker is not None:
+            task = self.worker.state.tasks.get(self.key)
+            if task is None or task.state == "cancelled":
+                raise PeerLost(f"task {self.key} was released (the client cancelled it or died)")
         if not force and time.monotonic() - self.read_at < _POLL:
             return
         value = int(self.var.get(timeout=_SCATTER_TIMEOUT))
@@ -209,7 +222,7 @@ def open_listener(attempt: str, dask_worker: Any = None) -> tuple[str, int]:
     sock = socket.create_server((host, 0), family=family, backlog=128)
     sock.settimeout(_POLL)
     with _LOCK:
-        _LISTENERS[attempt] = (sock, _tls(dask_worker, listen=True))
+        _LISTENERS[(attempt, dask_worker.address)] = (sock, _tls(dask_worker, listen=True))
     return host, int(sock.getsockname()[1])
 
 
@@ -217,9 +230,10 @@ def forget_fit(fit: str) -> None:
     """Worker function: the fit ended; drop its factors, stop any rank of it still running."""
     with _LOCK:
         _ENDED.append(fit)
-        _REPLICAS.pop(fit, None)
-        listeners = [a for a in _LISTENERS if _fit_of(a) == fit]
-        socks = [_LISTENERS.pop(a)[0] for a in listeners]
+        for key in [k for k in _REPLICAS if k[0] == fit]:
+            del _REPLICAS[key]
+        listeners = [k for k in _LISTENERS if _fit_of(k[0]) == fit]
+        socks = [_LISTENERS.pop(k)[0] for k in listeners]
     for sock in socks:
         sock.close()
 
@@ -249,31 +263,40 @@ class _Replica:
             return self.bufs[0][it % 2].copy(), self.bufs[1][it % 2].copy()
 
 
-#: fit -> the factors of its last rank on this worker (see ``_Replica``)
-_REPLICAS: dict[str, _Replica] = {}
+#: (fit, worker address) -> the factors of the fit's last rank on that worker
+_REPLICAS: dict[tuple[str, str], _Replica] = {}
 
 
-def _register(fit: str, replica: _Replica) -> None:
+def _register(fit: str, worker: str, replica: _Replica) -> None:
     with _LOCK:
         if fit in _ENDED:
             raise PeerLost(f"fit {fit} has ended")
-        if fit not in _REPLICAS and len(_REPLICAS) >= _KEPT_FITS:
-            _REPLICAS.pop(next(iter(_REPLICAS)))  # insertion order: the oldest fit
-        _REPLICAS[fit] = replica
+        key = (fit, worker)
+        if key not in _REPLICAS and len({k[0] for k in _REPLICAS} | {fit}) > _KEPT_FITS:
+            oldest = next(iter(_REPLICAS))[0]  # insertion order: the oldest fit
+            for k in [k for k in _REPLICAS if k[0] == oldest]:
+                del _REPLICAS[k]
+        _REPLICAS[key] = replica
 
 
-def replica_iterations(fit: str) -> list[int]:
+def _address(dask_worker: Any) -> str:
+    return "" if dask_worker is None else str(dask_worker.address)
+
+
+def replica_iterations(fit: str, dask_worker: Any = None) -> list[int]:
     """Worker function: the iterations of which this worker holds both sides' factors."""
     with _LOCK:
-        replica = _REPLICAS.get(fit)
+        replica = _REPLICAS.get((fit, _address(dask_worker)))
         return [] if replica is None else list(replica.complete)
 
 
-def replica_factors(fit: str, iteration: int) -> tuple[np.ndarray, np.ndarray] | None:
+def replica_factors(
+    fit: str, iteration: int, dask_worker: Any = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Worker function: copies of (user, item) factors after ``iteration`` (None if this
     worker no longer holds them)."""
     with _LOCK:
-        replica = _REPLICAS.get(fit)
+        replica = _REPLICAS.get((fit, _address(dask_worker)))
     return None if replica is None else replica.copies(iteration)
 
 
@@ -323,17 +346,20 @@ def _bytes(view: np.ndarray) -> memoryview:
 
 class _Mesh:
     """The sockets from one rank to every other rank of an attempt (rank ``i`` connects to
-    the ranks below it and accepts the ones above), and the exchange of factor rows."""
+    the ranks below it and accepts the ones above), and the exchange of factor rows.
+
+    An exchange runs in the rank's thread alone: non-blocking sockets and one selector, so
+    that sending to and receiving from every peer proceed together without threads (a TLS
+    socket must not be read and written by two threads at once)."""
 
     def __init__(
         self, control: _Control, rank: int, addresses: list[tuple[str, int]], token: bytes,
-        tls: ssl.SSLContext | None = None,
+        worker: str = "", tls: ssl.SSLContext | None = None,
     ) -> None:  # fmt: skip
         self.control, self.rank, self.tls = control, rank, tls
         self.peers: dict[int, socket.socket] = {}
-        self.senders: ThreadPoolExecutor | None = None
         with _LOCK:
-            entry = _LISTENERS.pop(control.attempt, None)
+            entry = _LISTENERS.pop((control.attempt, worker), None)
         if entry is None:  # abandoned, or the worker restarted since it was opened
             raise PeerLost(f"no listener for attempt {control.attempt} on this worker")
         listener, self.tls_server = entry
@@ -349,9 +375,8 @@ class _Mesh:
         finally:
             listener.close()
         for sock in self.peers.values():
-            sock.settimeout(_POLL)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.senders = ThreadPoolExecutor(max(1, len(self.peers)), "tastebud-als-send")
+            sock.setblocking(False)
 
     def __enter__(self) -> _Mesh:
         return self
@@ -366,9 +391,8 @@ class _Mesh:
             except OSError:
                 pass
             sock.close()
-        if self.senders is not None:
-            self.senders.shutdown(wait=False)
 
+    # ------------------------------------------------------------ connecting
     def _waiting(self, deadline: float) -> None:
         self.control.check()
         if time.monotonic() > deadline:
@@ -377,23 +401,23 @@ class _Mesh:
     def _connect(
         self, peer: int, address: tuple[str, int], token: bytes, deadline: float
     ) -> socket.socket:
+        """Connect to ``peer`` and say hello; retried until ``deadline`` (the peer's rank
+        may not be accepting yet: a TLS handshake needs it to answer)."""
         while True:
+            sock = None
             try:
                 sock = socket.create_connection(tuple(address), timeout=_POLL)
-                break
+                if self.tls is not None:
+                    sock.settimeout(_HELLO_TIMEOUT)
+                    sock = self.tls.wrap_socket(sock)  # the handshake, with the cluster's CA
+                sock.settimeout(_HELLO_TIMEOUT)
+                sock.sendall(_HELLO.pack(token, self.rank))
+                return sock
             except OSError:
+                if sock is not None:
+                    sock.close()
                 self._waiting(deadline)
                 time.sleep(0.05)
-        if self.tls is not None:
-            sock.settimeout(_HELLO_TIMEOUT)
-            try:
-                sock = self.tls.wrap_socket(sock)  # the handshake, with the cluster's CA
-            except OSError as exc:
-                sock.close()
-                raise PeerLost(f"TLS handshake with rank {peer} failed: {exc!r}", peer) from exc
-        sock.settimeout(_POLL)
-        self._send(peer, sock, memoryview(_HELLO.pack(token, self.rank)))
-        return sock
 
     def _accept(self, listener: socket.socket, token: bytes, deadline: float, n: int) -> None:
         try:
@@ -402,14 +426,18 @@ class _Mesh:
             self._waiting(deadline)
             return
         try:
+            sock.settimeout(_HELLO_TIMEOUT)
             if self.tls_server is not None:
-                sock.settimeout(_HELLO_TIMEOUT)
                 sock = self.tls_server.wrap_socket(sock, server_side=True)
-            sock.settimeout(_POLL)
             hello = bytearray(_HELLO.size)
-            self._recv(None, sock, memoryview(hello), time.monotonic() + _HELLO_TIMEOUT)
+            view, got = memoryview(hello), 0
+            while got < len(hello):
+                n = sock.recv_into(view[got:])
+                if n == 0:
+                    raise ConnectionError("closed before saying hello")
+                got += n
             their_token, rank = _HELLO.unpack(hello)
-        except (OSError, PeerLost):
+        except OSError:  # a stranger, or a connector that gave up: it will retry
             sock.close()
             return
         if (
@@ -421,41 +449,7 @@ class _Mesh:
             return
         self.peers[rank] = sock
 
-    def _send(self, peer: int, sock: socket.socket, data: memoryview) -> None:
-        sent = 0
-        while sent < len(data):
-            try:
-                sent += sock.send(data[sent:])
-            except TimeoutError:
-                self.control.check()
-            except OSError as exc:
-                raise PeerLost(f"lost rank {peer} while sending: {exc!r}", peer) from exc
-
-    def _recv(
-        self, peer: int | None, sock: socket.socket, data: memoryview,
-        deadline: float | None = None,
-    ) -> None:  # fmt: skip
-        got = 0
-        while got < len(data):
-            try:
-                n = sock.recv_into(data[got:])
-            except TimeoutError:
-                self.control.check()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise PeerLost("a connection did not say hello in time") from None
-                continue
-            except OSError as exc:
-                raise PeerLost(f"lost rank {peer} while receiving: {exc!r}", peer) from exc
-            if n == 0:
-                raise PeerLost(f"rank {peer} closed its connection", peer)
-            got += n
-
-    def _send_rows(self, peer: int, header: bytes, rows: list[memoryview]) -> None:
-        sock = self.peers[peer]
-        self._send(peer, sock, memoryview(header))
-        for view in rows:
-            self._send(peer, sock, view)
-
+    # ------------------------------------------------------------ exchanging
     def exchange(
         self, buf: np.ndarray, side: int, it: int, ranges: dict[int, list[tuple[int, int]]]
     ) -> None:
@@ -463,29 +457,82 @@ class _Mesh:
         receive theirs into ``buf``: afterwards ``buf`` is the same on every rank."""
         if not self.peers:
             return
-        assert self.senders is not None
         row = buf.shape[1] * buf.itemsize
-        mine = [_bytes(buf[a:b]) for a, b in ranges[self.rank]]
+        mine = [_bytes(buf[a:b]) for a, b in ranges[self.rank] if b > a]
         header = _HEADER.pack(it, side, sum(len(v) for v in mine))
-        sends = [self.senders.submit(self._send_rows, j, header, mine) for j in self.peers]
+        outgoing = {j: deque([memoryview(header), *mine]) for j in self.peers}
+        heads = {j: bytearray(_HEADER.size) for j in self.peers}
+        incoming = {j: deque([memoryview(heads[j])]) for j in self.peers}
+        checked: set[int] = set()
+        selector = selectors.DefaultSelector()
         try:
-            for j in sorted(self.peers):
-                sock = self.peers[j]
-                head = bytearray(_HEADER.size)
-                self._recv(j, sock, memoryview(head))
-                expected = (it, side, sum((b - a) * row for a, b in ranges[j]))
-                if _HEADER.unpack(head) != expected:
-                    raise RuntimeError(
-                        f"rank {j} is out of step: sent {_HEADER.unpack(head)}, "
-                        f"expected (iteration, side, bytes) {expected}"
+            for j, sock in self.peers.items():
+                selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, j)
+            while any(outgoing.values()) or any(incoming.values()):
+                # A TLS socket may hold decrypted bytes that the selector cannot see.
+                buffered = [j for j, q in incoming.items() if q and _pending(self.peers[j])]
+                if buffered:
+                    events = [(j, selectors.EVENT_READ) for j in buffered]
+                else:
+                    events = [(k.data, m) for k, m in selector.select(_POLL)]
+                    if not events:
+                        self.control.check()
+                for j, mask in events:
+                    if mask & selectors.EVENT_WRITE and outgoing[j]:
+                        self._send_some(j, outgoing[j])
+                    if mask & selectors.EVENT_READ and incoming[j]:
+                        self._recv_some(j, incoming[j])
+                        if not incoming[j] and j not in checked:  # the header is in
+                            checked.add(j)
+                            expected = (it, side, sum((b - a) * row for a, b in ranges[j]))
+                            if _HEADER.unpack(heads[j]) != expected:
+                                raise RuntimeError(
+                                    f"rank {j} is out of step: sent {_HEADER.unpack(heads[j])}, "
+                                    f"expected (iteration, side, bytes) {expected}"
+                                )
+                            incoming[j].extend(_bytes(buf[a:b]) for a, b in ranges[j] if b > a)
+                    wants = (selectors.EVENT_READ if incoming[j] else 0) | (
+                        selectors.EVENT_WRITE if outgoing[j] else 0
                     )
-                for a, b in ranges[j]:
-                    self._recv(j, sock, _bytes(buf[a:b]))
-            for fut in sends:
-                fut.result()
+                    sock = self.peers[j]
+                    if wants:
+                        selector.modify(sock, wants, j)
+                    elif sock in selector.get_map():
+                        selector.unregister(sock)
         except BaseException:
-            self.close()  # unblocks the senders
+            self.close()  # the other ranks see this rank go
             raise
+        finally:
+            selector.close()
+
+    def _send_some(self, peer: int, queue_: deque[memoryview]) -> None:
+        try:
+            sent = self.peers[peer].send(queue_[0])
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as exc:
+            raise PeerLost(f"lost rank {peer} while sending: {exc!r}", peer) from exc
+        queue_[0] = queue_[0][sent:]
+        if not len(queue_[0]):
+            queue_.popleft()
+
+    def _recv_some(self, peer: int, queue_: deque[memoryview]) -> None:
+        try:
+            got = self.peers[peer].recv_into(queue_[0])
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as exc:
+            raise PeerLost(f"lost rank {peer} while receiving: {exc!r}", peer) from exc
+        if got == 0:
+            raise PeerLost(f"rank {peer} closed its connection", peer)
+        queue_[0] = queue_[0][got:]
+        if not len(queue_[0]):
+            queue_.popleft()
+
+
+def _pending(sock: socket.socket) -> int:
+    """Decrypted bytes a TLS socket holds (0 for a plain socket)."""
+    return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
 
 
 # --------------------------------------------------------------------------- the rank task
@@ -498,10 +545,15 @@ def _fit_rank(
     from distributed import get_worker
 
     worker = get_worker()
-    control = _Control(spec["attempt"], spec["reported"])
+    control = _Control(spec["attempt"], spec["reported"], worker, _rank_key(spec["attempt"], rank))
     control.check(force=True)  # an attempt abandoned before this task started stops here
     ranked = _Rank(spec, rank, local, worker, control)
-    return ranked.run(_Mesh(control, rank, addresses, token, _tls(worker, listen=False)))
+    tls = _tls(worker, listen=False)
+    return ranked.run(_Mesh(control, rank, addresses, token, worker.address, tls))
+
+
+def _rank_key(attempt: str, rank: int) -> str:
+    return f"tastebud-als-{attempt}-rank{rank}"
 
 
 class _Rank:
@@ -513,7 +565,7 @@ class _Rank:
     ) -> None:  # fmt: skip
         self.s, self.rank, self.worker, self.control = spec, rank, worker, control
         self.replica = _Replica(spec["shapes"], np.dtype(spec["dtype"]))
-        _register(spec["fit"], self.replica)
+        _register(spec["fit"], worker.address, self.replica)
         # side -> rank -> its row ranges, in block order
         self.ranges = [
             {r: [bd for bd, o in zip(bounds, owners, strict=True) if o == r]
@@ -527,6 +579,7 @@ class _Rank:
         threads = min(max(len(b) for b in self.blocks), int(getattr(worker, "nthreads", 1)))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.core = search._core()
+        self.threads = search.resolve_threads(spec["params"][4])
 
     def run(self, mesh: _Mesh) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -548,13 +601,13 @@ class _Rank:
         self.factors = None
         y = bufs[1][(start - 1) % 2]
         mesh.exchange(y, 1, start - 1, self.ranges[1])
-        gram = y.T @ y  # see _half
+        gram = self._gram(y)
         for it in range(start, iterations):
-            began = time.perf_counter()
             clock = _Clock()
             self.control.wait_reported(it - 1)
             self.replica.begin(it)
             clock.lap("wait")
+            began = time.perf_counter()  # the iteration's time, as ALS.fit's: not the wait
             x, gram = self._half(mesh, 0, it, gram, clock)
             y, gram = self._half(mesh, 1, it, gram, _Clock())
             self.replica.finish(it)
@@ -593,13 +646,17 @@ class _Rank:
         clock.lap("solve")
         mesh.exchange(cur, side, it, self.ranges[side])
         clock.lap("exchange")
-        # Y^T Y exactly as ALS.fit computes it (one GEMM over the whole matrix): the first
-        # half-iterations, against tiny initial factors, amplify its rounding ~1e4-fold, so
-        # per-block partial sums (a different rounding) would not reproduce ALS.fit to 1e-4.
-        gram = cur.T @ cur
+        gram = self._gram(cur)
         clock.lap("gram")
         clock.done((side, self.rank, it))
         return cur, gram
+
+    def _gram(self, y: np.ndarray) -> np.ndarray:
+        """``Y^T Y`` exactly as ALS.fit computes it (one GEMM over the whole matrix, its BLAS
+        threads limited the same way): the first half-iterations, against tiny initial
+        factors, amplify its rounding ~1e4-fold, so per-block partial sums (a different
+        rounding) would not reproduce ALS.fit to 1e-4."""
+        return _gram_of(y, 1.0, self.threads, y.dtype)
 
     def _log(self, it: int, seconds: float, x: np.ndarray, y: np.ndarray, gram: np.ndarray) -> None:
         """Tell the client (through the scheduler) that this rank finished iteration ``it``
@@ -653,6 +710,8 @@ def _write_checkpoint(
                 item_factors=y,
                 losses=np.asarray(losses, dtype=np.float64),
             )
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, directory / _CHECKPOINT)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -759,6 +818,8 @@ class _BlockALS:
         self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
         self.cells = n * m - cui.nnz
         self.workers: list[str] = []
+        #: the last error raised by the caller's callback or a checkpoint write
+        self.own_error: BaseException | None = None
         #: the Dask Variable through which the client talks to the ranks of each attempt
         self.control: Any = None
         self.controls: list[Any] = []
@@ -836,7 +897,7 @@ class _BlockALS:
             futures.append(
                 self.c.submit(
                     _fit_rank, spec, r, addresses, token, held[r], workers=[worker],
-                    allow_other_workers=False, pure=False, key=f"tastebud-als-{attempt}-rank{r}",
+                    allow_other_workers=False, pure=False, key=_rank_key(attempt, r),
                 )
             )  # fmt: skip
 
@@ -849,7 +910,16 @@ class _BlockALS:
             self.losses.append(loss)
         self.reported = it + 1
         if self.callback is not None:
-            self.callback(it, seconds, loss)
+            self._own(self.callback, it, seconds, loss)
+
+    def _own(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run the caller's code (the callback) or a file write: what it raises ends the fit
+        as it is, never taken for a lost worker (an ``OSError`` would look like one)."""
+        try:
+            return function(*args)
+        except BaseException as exc:
+            self.own_error = exc
+            raise
 
     def _full_loss(self) -> float | None:
         """The training loss of the client's factors, as ``ALS.fit`` computes it."""
@@ -873,9 +943,10 @@ class _BlockALS:
         self.x, self.y = factors
         self.done = it + 1  # before the file: a failed write must not undo this
         if self.directory is not None:
-            _write_checkpoint(
-                self.directory, self.fingerprint, 2 * self.done, self.x, self.y, losses
-            )
+            self._own(
+                _write_checkpoint, self.directory, self.fingerprint, 2 * self.done, self.x,
+                self.y, losses,
+            )  # fmt: skip
 
     def _iterate(self) -> None:
         """Run from the client's factors to the end; raises a retryable error on a lost
@@ -897,15 +968,16 @@ class _BlockALS:
         """Report the ranks' iterations as they come, until the last one."""
         arrived: dict[int, dict[int, Any]] = {}
         ranks = len(self.workers)
-        watched = time.monotonic()
+        watched = heard = time.monotonic()
         replayed = False
         while self.reported < iterations:
             try:
                 msg = self.events.get(timeout=0.1)
             except queue.Empty:
                 msg = None
-            if msg is not None and msg["attempt"] == self.attempt:
+            if msg is not None and msg["attempt"] == self.attempt and msg["it"] >= self.reported:
                 arrived.setdefault(msg["it"], {})[msg["rank"]] = msg
+                heard = time.monotonic()
             while len(arrived.get(self.reported, ())) == ranks:
                 it = self.reported
                 parts = list(arrived.pop(it).values())
@@ -922,10 +994,13 @@ class _BlockALS:
             if msg is None and time.monotonic() - watched > 0.5:
                 watched = time.monotonic()
                 self._watch(futures)
-                if all(f.status == "finished" for f in futures):  # events still on their way?
-                    if replayed:
-                        raise RuntimeError("the ranks ended without reporting every iteration")
-                    replayed = True
+                ended = all(f.status == "finished" for f in futures)
+                if ended and replayed:
+                    raise RuntimeError("the ranks ended without reporting every iteration")
+                # Events still on their way, or lost (a subscription is not renewed when
+                # the client reconnects): the scheduler keeps them all.
+                if ended or time.monotonic() - heard > _SILENCE:
+                    replayed, heard = ended, time.monotonic()
                     for _, event in self.c.get_events(self.topic):
                         self.events.put(event)
 
@@ -953,23 +1028,31 @@ class _BlockALS:
         self.suspects.update(lost)
         from distributed import wait
 
-        # The other ranks of workers still alive end soon after (their sockets closed).
+        retryable = _retryable()
+        done = ("finished", "error", "cancelled", "lost")
+        errors = [f.exception() for f in futures if f.status == "error"]
+        # The other ranks of workers still alive end soon after (their sockets closed),
+        # unless a rank failed before its mesh was up: then its own error is the cause.
         running = [
             f for f, w in zip(futures, self.workers, strict=True)
-            if w in alive and f.status not in ("finished", "error", "cancelled", "lost")
+            if w in alive and f.status not in done
         ]  # fmt: skip
-        if running:
+        if running and all(isinstance(e, retryable) for e in errors):
             try:
                 wait(running, timeout=10)
             except TimeoutError:
                 pass
-        retryable = _retryable()
-        errors = [f.exception() for f in futures if f.status == "error"]
-        # A rank that lost its connection to another names it: a worker that died, or
-        # one the scheduler has not dropped yet (calls to it would wait out a timeout).
+            errors = [f.exception() for f in futures if f.status == "error"]
+        # A rank that lost its connection names the peer. Suspect it only if that peer did
+        # not end with an error of its own (a rank that fails closes its sockets, so its
+        # peers name it although its worker is fine): a worker that died, or one the
+        # scheduler has not dropped yet (calls to it would wait out a timeout).
         self.suspects.update(
-            self.workers[e.peer] for e in errors if isinstance(e, PeerLost) and e.peer is not None
-        )
+            self.workers[e.peer]
+            for e in errors
+            if isinstance(e, PeerLost) and e.peer is not None
+            and futures[e.peer].status != "error"
+        )  # fmt: skip
         for exc in errors:
             if not isinstance(exc, retryable):
                 raise exc
@@ -1003,14 +1086,17 @@ class _BlockALS:
                  if self.done <= it <= self.reported),
                 reverse=True,
             )  # fmt: skip
-            for it, worker in usable:
-                got = self.c.run(replica_factors, self.fit_id, it, workers=[worker])
-                if got.get(worker) is not None:  # None: overwritten since it was listed
-                    self.x, self.y = got[worker]
-                    self.done = it + 1
-                    return
         except _retryable():
             return  # another worker lost meanwhile: the client's own factors it is
+        for it, worker in usable:
+            try:
+                got = self.c.run(replica_factors, self.fit_id, it, workers=[worker])
+            except _retryable():
+                continue  # that worker went too: the next candidate
+            if got.get(worker) is not None:  # None: overwritten since it was listed
+                self.x, self.y = got[worker]
+                self.done = it + 1
+                return
 
     def _forget(self) -> None:
         # A worker that is gone (or just restarted) holds nothing: errors are ignored, and
@@ -1039,6 +1125,8 @@ class _BlockALS:
                 self._iterate()
                 return
             except retryable as exc:
+                if exc is self.own_error:
+                    raise
                 self._recover()
                 failures = 0 if self.done > start else failures + 1
                 if failures > _MAX_RETRIES:
@@ -1103,15 +1191,19 @@ def fit_als(
         The same ``model``, fitted: factors equal (to float rounding of the Gram matrix) to
         ``ALS(same parameters).fit(interactions)``; a plain tastebud model (save, recommend,
         :func:`recommend_all` work as usual). ``callback``'s seconds are the iteration's wall
-        time on the workers.
+        time on the workers (0.0 for an iteration recovered from a worker's copy after a
+        failure, before the client had reported it).
 
     Notes
     -----
     The ranks connect to each other over TCP, each listening on a free port of the host in
     its worker's Dask address (as the Dask integrations of LightGBM and XGBoost do), so the
     workers must be able to reach each other on any port, as Dask's own worker-to-worker
-    transfers need. A connection is accepted only with the fit's random 32-byte token; the
-    factor rows travel as raw floats, unencrypted, even on a cluster that uses TLS.
+    transfers need. A connection is accepted only with the fit's random 32-byte token. On a
+    ``tls://`` cluster the ranks use TLS with the workers' own certificates (mutual, the
+    cluster's CA); on other transports the factor rows travel as raw, unencrypted floats.
+    Each fit holds one thread of every worker for its whole run: two fits at once on
+    one-thread workers can wait on each other (a rank gives up after 5 minutes).
     """
     from tastebud.models._factors import check_weights
     from tastebud.models.als import ALS

@@ -27,10 +27,10 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
         given to the tastebud call, so ``threads_per_worker * num_threads`` should not exceed
         the cores a worker may use.
     **kwargs
-        Passed to ``LocalCluster`` (defaults: ``processes=True``, ``host="127.0.0.1"``,
-        ``dashboard_address=None``). Without a dashboard the scheduler's HTTP endpoints
-        (health, metrics) bind to a free port on ``host`` rather than the default 8787, so
-        several clusters can run side by side.
+        Passed to ``LocalCluster`` (defaults: ``processes=True``, ``host="127.0.0.1"`` for
+        worker processes, ``dashboard_address=None``). Without a dashboard the scheduler's
+        HTTP endpoints (health, metrics) bind to a free port on ``host`` rather than the
+        default 8787, so several clusters can run side by side.
     """
     distributed = _distributed()
     options: dict[str, Any] = {
@@ -39,8 +39,10 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
         "dashboard_address": None,
     }
     options.update(kwargs)
+    if not options["processes"] and "host" not in kwargs:
+        del options["host"]  # in-process workers talk inproc://, which takes no host
     if options["dashboard_address"] is None:
-        scheduler_kwargs = {"dashboard_address": f"{options['host']}:0"}
+        scheduler_kwargs = {"dashboard_address": f"{options.get('host') or '127.0.0.1'}:0"}
         scheduler_kwargs.update(options.get("scheduler_kwargs") or {})
         options["scheduler_kwargs"] = scheduler_kwargs
     return distributed.LocalCluster(
