@@ -479,9 +479,9 @@ class _Mesh:
                         self.control.check()
                 for j, mask in events:
                     if mask & selectors.EVENT_WRITE and outgoing[j]:
-                        self._send_some(j, outgoing[j])
+                        self._move_some(j, outgoing[j], sending=True)
                     if mask & selectors.EVENT_READ and incoming[j]:
-                        self._recv_some(j, incoming[j])
+                        self._move_some(j, incoming[j], sending=False)
                         if not incoming[j] and j not in checked:  # the header is in
                             checked.add(j)
                             expected = (it, side, sum((b - a) * row for a, b in ranges[j]))
@@ -505,27 +505,19 @@ class _Mesh:
         finally:
             selector.close()
 
-    def _send_some(self, peer: int, queue_: deque[memoryview]) -> None:
+    def _move_some(self, peer: int, queue_: deque[memoryview], sending: bool) -> None:
+        """Send (or receive) what the socket to ``peer`` takes now of the first view."""
+        sock = self.peers[peer]
         try:
-            sent = self.peers[peer].send(queue_[0])
+            n = sock.send(queue_[0]) if sending else sock.recv_into(queue_[0])
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
-            raise PeerLost(f"lost rank {peer} while sending: {exc!r}", peer) from exc
-        queue_[0] = queue_[0][sent:]
-        if not len(queue_[0]):
-            queue_.popleft()
-
-    def _recv_some(self, peer: int, queue_: deque[memoryview]) -> None:
-        try:
-            got = self.peers[peer].recv_into(queue_[0])
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except OSError as exc:
-            raise PeerLost(f"lost rank {peer} while receiving: {exc!r}", peer) from exc
-        if got == 0:
+            doing = "sending" if sending else "receiving"
+            raise PeerLost(f"lost rank {peer} while {doing}: {exc!r}", peer) from exc
+        if n == 0 and not sending:
             raise PeerLost(f"rank {peer} closed its connection", peer)
-        queue_[0] = queue_[0][got:]
+        queue_[0] = queue_[0][n:]
         if not len(queue_[0]):
             queue_.popleft()
 
