@@ -466,3 +466,80 @@ def test_workers_in_one_process():
         assert len(threads_client.nthreads()) == 2
         got = fit_als(ALS(**_params()), INTER, client=threads_client, blocks=3)
     _assert_same_fit(got, want)
+
+
+def test_mesh_accepts_every_rank_of_a_large_mesh():
+    """The acceptor checks a hello's rank against the number of ranks (a mesh of 64 here),
+    whatever the size of the hello."""
+    import socket
+
+    distributed_als.open_listener("mesh-big:0", dask_worker=type("W", (), {"address": WORKER}))
+    listener, _ = distributed_als._LISTENERS.pop(("mesh-big:0", WORKER))
+    mesh = distributed_als._Mesh.__new__(distributed_als._Mesh)
+    mesh.control, mesh.rank, mesh.peers, mesh.tls_server = _FakeControl("mesh-big:0"), 0, {}, None
+    token = b"b" * 32
+    with listener:
+        for rank in (41, 63):
+            with socket.create_connection(listener.getsockname()) as hello:
+                hello.sendall(distributed_als._HELLO.pack(token, rank))
+                mesh._accept(listener, token, time.monotonic() + 10, 64)
+            assert rank in mesh.peers
+        mesh.close()
+
+
+def test_tls_mesh_with_a_late_rank_and_a_bad_certificate():
+    """TLS: a rank that starts after the handshake timeout is still connected to (the
+    connector retries), megabytes of rows cross intact; a certificate from another CA fails
+    at once with a clear error instead of waiting out the mesh deadline."""
+    import threading
+
+    from distributed.security import Security
+
+    def worker(security):
+        return type("W", (), {"address": "tls://127.0.0.1:1", "security": security})()
+
+    def run(attempt, securities, delays, rows=4096):
+        addresses = [
+            distributed_als.open_listener(f"{attempt}:{r}", dask_worker=worker(sec))
+            for r, sec in enumerate(securities)
+        ]
+        ranges = {0: [(0, rows // 3)], 1: [(rows // 3, rows)]}
+        bufs = [np.zeros((rows, 64), np.float32) for _ in range(2)]
+        controls = [_FakeControl(f"{attempt}:{r}") for r in range(2)]
+        errors = {}
+
+        def rank(r):
+            time.sleep(delays[r])
+            try:
+                tls = distributed_als._tls(worker(securities[r]), listen=False)
+                with distributed_als._Mesh(
+                    controls[r], r, addresses, b"t" * 32, "tls://127.0.0.1:1", tls
+                ) as mesh:
+                    for a, b in ranges[r]:
+                        bufs[r][a:b] = np.arange(a, b)[:, None] + 0.5
+                    mesh.exchange(bufs[r], 0, 0, ranges)
+            except BaseException as exc:  # surfaced below
+                errors[r] = exc
+                for control in controls:  # what the client does on a rank's error
+                    control.abandoned = True
+
+        threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        return bufs, errors
+
+    security = Security.temporary()
+    late = distributed_als._HELLO_TIMEOUT + 0.5
+    bufs, errors = run("tls-late", [security, security], [late, 0.0])
+    assert not errors, errors
+    want = np.broadcast_to(np.arange(4096)[:, None] + 0.5, (4096, 64))
+    for buf in bufs:
+        np.testing.assert_array_equal(buf, want)
+
+    t0 = time.monotonic()
+    _, errors = run("tls-badcert", [security, Security.temporary()], [0.0, 0.0])
+    assert time.monotonic() - t0 < 30
+    assert isinstance(errors.get(1), RuntimeError), errors  # the connector, at once
+    assert "certificate" in str(errors[1])

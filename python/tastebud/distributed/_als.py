@@ -190,8 +190,9 @@ class _Control:
         while self.reported < need:
             self.check(force=True)
             if self.reported < need:
+                t0 = time.perf_counter()
                 time.sleep(pause)
-                slept += pause
+                slept += time.perf_counter() - t0
                 pause = min(2 * pause, 0.1)
         return slept
 
@@ -361,6 +362,8 @@ class _Mesh:
     ) -> None:  # fmt: skip
         self.control, self.rank, self.tls = control, rank, tls
         self.peers: dict[int, socket.socket] = {}
+        #: peers whose TLS send waits for the socket to be readable (SSLWantReadError)
+        self.send_wants_read: set[int] = set()
         with _LOCK:
             entry = _LISTENERS.pop((control.attempt, worker), None)
         if entry is None:  # abandoned, or the worker restarted since it was opened
@@ -405,7 +408,8 @@ class _Mesh:
         self, peer: int, address: tuple[str, int], token: bytes, deadline: float
     ) -> socket.socket:
         """Connect to ``peer`` and say hello; retried until ``deadline`` (the peer's rank
-        may not be accepting yet: a TLS handshake needs it to answer)."""
+        may not be accepting yet: a TLS handshake needs it to answer). A certificate that
+        does not verify is a configuration error, raised at once."""
         while True:
             sock = None
             try:
@@ -416,10 +420,18 @@ class _Mesh:
                 sock.settimeout(_HELLO_TIMEOUT)
                 sock.sendall(_HELLO.pack(token, self.rank))
                 return sock
-            except OSError:
+            except ssl.SSLCertVerificationError as exc:
+                sock.close()
+                raise RuntimeError(
+                    f"rank {self.rank} could not verify rank {peer}'s TLS certificate: {exc}"
+                ) from exc
+            except OSError as exc:
                 if sock is not None:
                     sock.close()
-                self._waiting(deadline)
+                try:
+                    self._waiting(deadline)
+                except PeerLost as lost:
+                    raise lost from exc  # says why the last try failed
                 time.sleep(0.05)
 
     def _accept(self, listener: socket.socket, token: bytes, deadline: float, n: int) -> None:
@@ -428,6 +440,7 @@ class _Mesh:
         except TimeoutError:
             self._waiting(deadline)
             return
+        hello_by = time.monotonic() + _HELLO_TIMEOUT
         try:
             sock.settimeout(_HELLO_TIMEOUT)
             if self.tls_server is not None:
@@ -435,10 +448,14 @@ class _Mesh:
             hello = bytearray(_HELLO.size)
             view, got = memoryview(hello), 0
             while got < len(hello):
-                n = sock.recv_into(view[got:])
-                if n == 0:
+                left = hello_by - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no hello in time")
+                sock.settimeout(left)
+                received = sock.recv_into(view[got:])
+                if received == 0:
                     raise ConnectionError("closed before saying hello")
-                got += n
+                got += received
             their_token, rank = _HELLO.unpack(hello)
         except OSError:  # a stranger, or a connector that gave up: it will retry
             sock.close()
@@ -481,7 +498,9 @@ class _Mesh:
                     if not events:
                         self.control.check()
                 for j, mask in events:
-                    if mask & selectors.EVENT_WRITE and outgoing[j]:
+                    send_on_read = j in self.send_wants_read and mask & selectors.EVENT_READ
+                    if (mask & selectors.EVENT_WRITE or send_on_read) and outgoing[j]:
+                        self.send_wants_read.discard(j)
                         self._move_some(j, outgoing[j], sending=True)
                     if mask & selectors.EVENT_READ and incoming[j]:
                         self._move_some(j, incoming[j], sending=False)
@@ -494,8 +513,11 @@ class _Mesh:
                                     f"expected (iteration, side, bytes) {expected}"
                                 )
                             incoming[j].extend(_bytes(buf[a:b]) for a, b in ranges[j] if b > a)
-                    wants = (selectors.EVENT_READ if incoming[j] else 0) | (
-                        selectors.EVENT_WRITE if outgoing[j] else 0
+                    stalled = j in self.send_wants_read
+                    reads = bool(incoming[j]) or stalled
+                    writes = bool(outgoing[j]) and not stalled
+                    wants = (selectors.EVENT_READ if reads else 0) | (
+                        selectors.EVENT_WRITE if writes else 0
                     )
                     sock = self.peers[j]
                     if wants:
@@ -513,7 +535,11 @@ class _Mesh:
         sock = self.peers[peer]
         try:
             n = sock.send(queue_[0]) if sending else sock.recv_into(queue_[0])
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except ssl.SSLWantReadError:  # TLS: a send may need to read first (a key update)
+            if sending:
+                self.send_wants_read.add(peer)
+            return
+        except (BlockingIOError, ssl.SSLWantWriteError):
             return
         except OSError as exc:
             doing = "sending" if sending else "receiving"
@@ -712,6 +738,12 @@ def _write_checkpoint(
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, directory / _CHECKPOINT)
+        if os.name == "posix":  # the rename too (a crash may otherwise keep the older file)
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
