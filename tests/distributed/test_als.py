@@ -543,3 +543,19 @@ def test_tls_mesh_with_a_late_rank_and_a_bad_certificate():
     assert time.monotonic() - t0 < 30
     assert isinstance(errors.get(1), RuntimeError), errors  # the connector, at once
     assert "certificate" in str(errors[1])
+
+
+def test_callback_seconds_are_the_workers_time_not_the_clients(client):
+    """A slow callback holds the ranks back (they never run more than two iterations
+    ahead of the client); the seconds reported are still the iterations' work, as ALS.fit
+    reports them, not the time spent waiting for the client."""
+    seconds = []
+
+    def slow(iteration, s, loss):
+        seconds.append(s)
+        time.sleep(0.3)
+
+    got = fit_als(ALS(**_params(iterations=5)), INTER, client=client, callback=slow)
+    assert len(seconds) == 5
+    assert max(seconds) < 0.2, seconds
+    _assert_same_fit(got, ALS(**_params(iterations=5), num_threads=1).fit(INTER))
