@@ -71,7 +71,7 @@ from tastebud._errors import FitError
 from tastebud.distributed._cluster import session
 from tastebud.distributed._common import check_num_threads, check_positive_int
 from tastebud.models._factors import csr_parts
-from tastebud.models.als import _gram_of
+from tastebud.models.als import _gram_of, _loss_scale
 from tastebud.models.base import as_interactions
 
 __all__ = ["fit_als"]
@@ -846,8 +846,7 @@ class _BlockALS:
         self.checkpoint_every = checkpoint_every
         self.every = 0
         self.callback = callback
-        self.confidence = float(np.sum(1.0 + p["alpha"] * cui.data.astype(np.float64)))
-        self.cells = n * m - cui.nnz
+        self.loss_scale = _loss_scale(cui.data, n * m, p)
         self.workers: list[str] = []
         #: the last error raised by the caller's callback or a checkpoint write
         self.own_error: BaseException | None = None
@@ -858,10 +857,10 @@ class _BlockALS:
 
     def _slots(self) -> list[str]:
         """One entry per worker thread (workers sorted by address): where blocks go."""
-        nthreads = {w: t for w, t in self.c.nthreads().items() if w not in self.suspects}
+        nthreads = self._healthy()
         if not nthreads:
             self.c.wait_for_workers(len(self.suspects) + 1, timeout=_SCATTER_TIMEOUT)
-            nthreads = {w: t for w, t in self.c.nthreads().items() if w not in self.suspects}
+            nthreads = self._healthy()
         slots = [[w] * max(1, int(t)) for w, t in sorted(nthreads.items())]
         # Interleave so that consecutive blocks go to different workers first.
         return [w for group in itertools.zip_longest(*slots) for w in group if w is not None]
@@ -934,7 +933,7 @@ class _BlockALS:
 
     def _loss(self, parts: list[list[float]]) -> float:
         total = sum(u for u, _ in parts) + sum(i for _, i in parts)
-        return total / (self.confidence + self.p["w0"] * self.cells)
+        return total / self.loss_scale
 
     def _report(self, it: int, seconds: float, loss: float | None) -> None:
         if loss is not None:
@@ -1051,22 +1050,21 @@ class _BlockALS:
     def _watch(self, futures: list[Any]) -> None:
         """Raise the error a rank ended with (preferring one that is not about a lost peer,
         which the others see when any rank fails), or ``LostData`` for a lost worker."""
+        ended = ("finished", "error", "cancelled", "lost")
         alive = set(self.c.nthreads())
-        failed = [f for f in futures if f.status in ("error", "cancelled", "lost")]
         lost = sorted(set(self.workers) - alive)
-        if not failed and not lost:
+        if not lost and not any(f.status in ended[1:] for f in futures):  # none failed
             return
         self.suspects.update(lost)
         from distributed import wait
 
         retryable = _retryable()
-        done = ("finished", "error", "cancelled", "lost")
         errors = [f.exception() for f in futures if f.status == "error"]
         # The other ranks of workers still alive end soon after (their sockets closed),
         # unless a rank failed before its mesh was up: then its own error is the cause.
         running = [
             f for f, w in zip(futures, self.workers, strict=True)
-            if w in alive and f.status not in done
+            if w in alive and f.status not in ended
         ]  # fmt: skip
         if running and all(isinstance(e, retryable) for e in errors):
             try:
@@ -1091,8 +1089,9 @@ class _BlockALS:
             raise errors[0]
         raise LostData(f"worker(s) {lost} left while the fit was running")
 
-    def _healthy(self) -> list[str]:
-        return [w for w in self.c.nthreads() if w not in self.suspects]
+    def _healthy(self) -> dict[str, int]:
+        """The workers alive and not suspect, with their threads."""
+        return {w: t for w, t in self.c.nthreads().items() if w not in self.suspects}
 
     def _abandon(self, futures: list[Any]) -> None:
         """Stop the ranks of the current attempt (those still running stop at their next
@@ -1110,7 +1109,7 @@ class _BlockALS:
         a surviving worker holds, if the client reported it (or is about to: the next
         one) and holds no newer factors of its own."""
         try:
-            held = self.c.run(replica_iterations, self.fit_id, workers=self._healthy(),
+            held = self.c.run(replica_iterations, self.fit_id, workers=list(self._healthy()),
                               on_error="return")  # fmt: skip
             usable = sorted(
                 ((it, w) for w, its in held.items() if isinstance(its, list) for it in its
@@ -1136,7 +1135,7 @@ class _BlockALS:
             self.c.unsubscribe_topic(self.topic)
             for control in self.controls:
                 control.delete()
-            self.c.run(forget_fit, self.fit_id, workers=self._healthy(), on_error="ignore")
+            self.c.run(forget_fit, self.fit_id, workers=list(self._healthy()), on_error="ignore")
         except Exception as exc:  # cleanup only
             _log.debug("could not drop the fit's factors on the workers: %r", exc)
 

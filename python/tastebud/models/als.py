@@ -51,6 +51,13 @@ def _gram_of(factors: np.ndarray, scale: float, threads: int, dtype: Any) -> np.
     return np.ascontiguousarray(scale * gram, dtype=dtype)
 
 
+def _loss_scale(data: np.ndarray, cells: int, p: dict[str, Any]) -> float:
+    """The training loss's denominator: the confidence of the observed cells (``data``)
+    plus ``w0`` for each of the other ``cells - data.size``."""
+    confidence = float(np.sum(1.0 + p["alpha"] * data.astype(np.float64)))
+    return confidence + p["w0"] * (cells - data.size)
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why ALS scores an item for a user (see ``ALS.explain``).
@@ -319,8 +326,7 @@ class ALS(PopularityFallback, Recommender):
         gram = _gram_of(y, 1.0, p["threads"], p["dtype"])
         rows = core().als_loss(*parts, y, gram, reg_u, x, p["alpha"], p["w0"], p["threads"])
         total = float(rows.sum()) + float(reg_i @ np.einsum("ij,ij->i", y, y, dtype=np.float64))
-        confidence = float(np.sum(1.0 + p["alpha"] * parts[2].astype(np.float64)))
-        return total / (confidence + p["w0"] * (cells - parts[2].size))
+        return total / _loss_scale(parts[2], cells, p)
 
     # ----------------------------------------------------------------- solving rows
     def _gram(self) -> np.ndarray:
