@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -623,15 +624,33 @@ static double svd_worker_padded(const SvdRecord *rec, int64_t lo, int64_t hi, fl
 #undef TASTEBUD_SVD_PCASE
 }
 
-// A float buffer of n floats whose start is 64-byte aligned, zero-initialised.
+// A buffer of n floats whose start is 64-byte aligned, uninitialised (the caller writes
+// every element: zeroing it first cost as much as the copy).
 struct AlignedFloats {
-    std::vector<float> store;
+    std::unique_ptr<float[]> store;
     float *data;
-    explicit AlignedFloats(int64_t n) : store(size_t(n) + 16, 0.0f) {
-        const auto addr = reinterpret_cast<uintptr_t>(store.data());
-        data = store.data() + ((64 - addr % 64) % 64) / sizeof(float);
+    explicit AlignedFloats(int64_t n) : store(new float[size_t(n) + 16]) {
+        const auto addr = reinterpret_cast<uintptr_t>(store.get());
+        data = store.get() + ((64 - addr % 64) % 64) / sizeof(float);
     }
 };
+
+// Copies the rows of a (rows x f) matrix into rows of `stride` floats (zero after f) and
+// back, on up to T threads (each thread a contiguous range of rows).
+inline void pad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T) {
+    parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
+        for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
+            std::copy(src + r * f, src + (r + 1) * f, dst + r * stride);
+            std::fill(dst + r * stride + f, dst + (r + 1) * stride, 0.0f);
+        }
+    });
+}
+inline void unpad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T) {
+    parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
+        for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r)
+            std::copy(src + r * stride, src + r * stride + f, dst + r * f);
+    });
+}
 
 }  // namespace sgd_detail
 
@@ -1057,12 +1076,11 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                           int64_t n_items, int v, const SvdRates &h, int epochs, uint64_t &state,
                           int T, double *sse_out) {
     const SvdStrata strata(users, items, nnz, n_users, n_items, T);
-    // Group the ratings by (block, user), stably: a counting sort by user where the
-    // triples are not sorted by user (the models pass them sorted), then one by block.
-    const int64_t n_blocks = int64_t(T) * T;
+    // The ratings in user order (stable): position k holds triple by_user[k], or triple k
+    // where the triples are already sorted by user (the models pass them so).
     bool sorted = true;
     for (int64_t t = 1; t < nnz && sorted; ++t) sorted = users[t - 1] <= users[t];
-    std::vector<int64_t> by_user;  // positions in user order; empty when already sorted
+    std::vector<int64_t> by_user;
     if (!sorted) {
         std::vector<int64_t> at(size_t(n_users) + 1, 0);
         for (int64_t t = 0; t < nnz; ++t) ++at[size_t(users[t]) + 1];
@@ -1070,62 +1088,80 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
         by_user.resize(static_cast<size_t>(nnz));
         for (int64_t t = 0; t < nnz; ++t) by_user[at[users[t]]++] = t;
     }
-    auto block_of = [&](int64_t t) { return strata.block(users[t], items[t]); };
-    std::vector<int64_t> block_start(size_t(n_blocks) + 1, 0);
-    for (int64_t t = 0; t < nnz; ++t) ++block_start[block_of(t) + 1];
-    for (int64_t b = 0; b < n_blocks; ++b) block_start[b + 1] += block_start[b];
-    std::vector<SvdItemRating> rec(static_cast<size_t>(nnz));
-    std::vector<int32_t> rec_user(static_cast<size_t>(nnz));
-    {
-        std::vector<int64_t> fill(block_start.begin(), block_start.end() - 1);
-        for (int64_t k = 0; k < nnz; ++k) {
-            const int64_t t = by_user.empty() ? k : by_user[k];
-            const int64_t at = fill[block_of(t)]++;
-            rec[at] = SvdItemRating{items[t], ratings[t]};
-            rec_user[at] = users[t];
+    auto triple = [&](int64_t k) { return by_user.empty() ? k : by_user[k]; };
+    // User strata are contiguous ranges of users, so user stratum a holds the positions
+    // [first[a], first[a + 1]); its blocks (a, 0), ..., (a, T - 1) fill the same range of
+    // `rec`, and each stratum is prepared on its own thread.
+    std::vector<int64_t> first(size_t(T) + 1, nnz);
+    first[0] = 0;
+    for (int a = 1; a < T; ++a) {
+        int64_t lo = first[a - 1], hi = nnz;  // first position whose user is in stratum >= a
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo) / 2;
+            if (strata.us[users[triple(mid)]] >= a) hi = mid; else lo = mid + 1;
         }
+        first[a] = lo;
     }
-    // Segments: a block's ratings of one user.
-    std::vector<int64_t> seg, block_seg(size_t(n_blocks) + 1, 0);
-    std::vector<int32_t> seg_user;
-    seg.reserve(size_t(std::min<int64_t>(nnz, n_users * T)) + 1);
-    seg_user.reserve(seg.capacity());
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        block_seg[b] = int64_t(seg.size());
-        for (int64_t k = block_start[b]; k < block_start[b + 1]; ++k)
-            if (k == block_start[b] || rec_user[k] != rec_user[k - 1]) {
-                seg.push_back(k);
-                seg_user.push_back(rec_user[k]);
-            }
-    }
-    block_seg[n_blocks] = int64_t(seg.size());
-    seg.push_back(nnz);
-    std::vector<int32_t>().swap(rec_user);  // not needed during the epochs
-    bool short_segments = true;
-    for (size_t s = 0; s + 1 < seg.size(); ++s)
-        short_segments &= seg[s + 1] - seg[s] < (int64_t(1) << 31);
-    const bool lanes = sgd_detail::svd_lanes_apply(v, h, short_segments);
-    // The general path's records, allocated here (an allocation failure inside the
-    // parallel region would end the process): block b uses [block_start[b], ...).
-    std::vector<SvdRecord> scratch(lanes ? 0 : static_cast<size_t>(nnz));
+    const int64_t n_blocks = int64_t(T) * T;
+    std::vector<int64_t> block_start(size_t(n_blocks) + 1, nnz);
+    std::vector<SvdItemRating> rec(static_cast<size_t>(nnz));
+    // Segments of block b (a block's ratings of one user): starts seg[b][s] and the block's
+    // end as a last entry, users seg_user[b][s]; order[b]: the kernel's scratch.
+    std::vector<std::vector<int64_t>> seg(static_cast<size_t>(n_blocks));
+    std::vector<std::vector<int32_t>> seg_user(static_cast<size_t>(n_blocks)),
+        order(static_cast<size_t>(n_blocks));
     SplitMix64 seeds(state);
     const uint64_t prep = seeds.next();
     std::vector<uint64_t> epoch_seed(size_t(std::max(epochs, 0)));
     for (auto &e : epoch_seed) e = seeds.next();
     state = seeds.state;
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        SplitMix64 sm = SplitMix64::block(prep, b);
-        for (int64_t s = block_seg[b]; s < block_seg[b + 1]; ++s)
-            for (int64_t j = seg[s + 1] - 1; j > seg[s]; --j)
-                std::swap(rec[j], rec[seg[s] + int64_t(sm.below(uint64_t(j - seg[s] + 1)))]);
-    }
-    std::vector<int32_t> order(seg_user.size());
+    std::vector<char> short_segments(size_t(T), 1);
+    parallel_for(T, T, [&](int64_t a) {
+        const int64_t lo = first[a], hi = first[a + 1];
+        std::vector<int64_t> fill(size_t(T), 0);
+        for (int64_t k = lo; k < hi; ++k) ++fill[strata.is[items[triple(k)]]];
+        int64_t next_start = lo;
+        for (int c = 0; c < T; ++c) {  // fill[c]: where block (a, c) is written next
+            const int64_t count = fill[c];
+            fill[c] = block_start[a * T + c] = next_start;
+            next_start += count;
+        }
+        std::vector<int32_t> last(size_t(T), -1);  // the user of each block's last segment
+        for (int64_t k = lo; k < hi; ++k) {
+            const int64_t t = triple(k);
+            const int c = strata.is[items[t]];
+            const int64_t b = a * T + c, at = fill[c]++;
+            rec[at] = SvdItemRating{items[t], ratings[t]};
+            if (users[t] != last[c]) {
+                seg[b].push_back(at);
+                seg_user[b].push_back(users[t]);
+                last[c] = users[t];
+            }
+        }
+        for (int c = 0; c < T; ++c) {
+            const int64_t b = a * T + c;
+            seg[b].push_back(fill[c]);
+            order[b].resize(seg_user[b].size());
+            // Every segment shuffled once (Fisher-Yates, the block's stream from prep).
+            SplitMix64 sm = SplitMix64::block(prep, b);
+            const std::vector<int64_t> &sb = seg[b];
+            for (size_t s = 0; s + 1 < sb.size(); ++s) {
+                short_segments[a] &= sb[s + 1] - sb[s] < (int64_t(1) << 31);
+                for (int64_t j = sb[s + 1] - 1; j > sb[s]; --j)
+                    std::swap(rec[j], rec[sb[s] + int64_t(sm.below(uint64_t(j - sb[s] + 1)))]);
+            }
+        }
+    });
+    const bool lanes = sgd_detail::svd_lanes_apply(
+        v, h, std::all_of(short_segments.begin(), short_segments.end(), [](char x) { return x; }));
+    // The general path's records, allocated here (an allocation failure inside the
+    // parallel region would end the process): block b uses [block_start[b], ...).
+    std::vector<SvdRecord> scratch(lanes ? 0 : static_cast<size_t>(nnz));
     svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
         SplitMix64 sm = SplitMix64::block(epoch_seed[e], b);
-        const int64_t s0 = block_seg[b];
         return sgd_detail::svd_worker_users(
-            rec.data(), seg.data() + s0, seg_user.data() + s0, block_seg[b + 1] - s0,
-            order.data() + s0, sm, bu, bi, P, Q, v, h, lanes,
+            rec.data(), seg[b].data(), seg_user[b].data(), int64_t(seg_user[b].size()),
+            order[b].data(), sm, bu, bi, P, Q, v, h, lanes,
             lanes ? nullptr : scratch.data() + block_start[b]);
     });
 }
@@ -1154,14 +1190,14 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
                     int num_threads, double *sse_out, bool user_major = false) {
     const int v = (f + 15) / 16;
     const int64_t stride = int64_t(v) * 16;
-    sgd_detail::AlignedFloats Pp(n_users * stride), Qp(n_items * stride);
-    for (int64_t u = 0; u < n_users; ++u) std::copy(P + u * f, P + (u + 1) * f, Pp.data + u * stride);
-    for (int64_t i = 0; i < n_items; ++i) std::copy(Q + i * f, Q + (i + 1) * f, Qp.data + i * stride);
     int T = resolve_threads(num_threads);
     T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, nnz / 4096)));
 #ifndef _OPENMP
     T = 1;
 #endif
+    sgd_detail::AlignedFloats Pp(n_users * stride), Qp(n_items * stride);
+    sgd_detail::pad_rows(P, Pp.data, n_users, f, stride, T);
+    sgd_detail::pad_rows(Q, Qp.data, n_items, f, stride, T);
     std::vector<SvdRecord> rec(static_cast<size_t>(user_major && shuffle_state ? 0 : nnz));
     if (user_major && shuffle_state) {
         svd_fit_users(users, items, ratings, nnz, bu, bi, Pp.data, Qp.data, n_users, n_items, v,
@@ -1200,10 +1236,8 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
             return sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data, Qp.data, v, h);
         });
     }
-    for (int64_t u = 0; u < n_users; ++u)
-        std::copy(Pp.data + u * stride, Pp.data + u * stride + f, P + u * f);
-    for (int64_t i = 0; i < n_items; ++i)
-        std::copy(Qp.data + i * stride, Qp.data + i * stride + f, Q + i * f);
+    sgd_detail::unpad_rows(Pp.data, P, n_users, f, stride, T);
+    sgd_detail::unpad_rows(Qp.data, Q, n_items, f, stride, T);
 }
 
 }  // namespace tastebud
