@@ -13,6 +13,9 @@
 #pragma once
 
 #include <algorithm>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -310,19 +313,27 @@ inline void bpr_fold_in(const PositiveSet &S, float *U, const float *V, const fl
 // ===========================================================================================
 //
 // ===========================================================================================
-// Normal draws for factor initialisation: the ziggurat method
+// Normal draws for factor initialisation: the ziggurat method, 16 lanes at a time
 // ===========================================================================================
 //
 // Marsaglia & Tsang (2000), "The ziggurat method for generating random variables", 128
 // layers, with Doornik's (2005) fix: the layer index and the signed 32-bit value come from
-// different bits of one 64-bit xoshiro256** output (the original used the same bits for both,
-// which correlates them). ~99 % of draws take the fast path (one compare and one multiply);
-// the rest take the exact wedge or tail test, so the output is N(0, 1) up to float rounding.
-// numpy's generator draws ~8 ns per value on this machine; this draws ~2 ns, in parallel.
+// different random words (the original used the same bits for both, which correlates
+// them). ~99 % of draws take the fast path (one compare and one multiply); the rest take the
+// exact wedge or tail test, so the output is N(0, 1) up to float rounding.
+//
+// The fast path runs 16 lanes at once, each its own xoshiro128** stream (32-bit words): in
+// AVX-512 registers with hardware gathers for the table look-ups where the CPU has them
+// (GCC's vectoriser emulates gathers with scalar loads under its generic tuning), else the
+// same arithmetic lane by lane, giving the same floats (no FMA in either). A position whose
+// candidate fails the rectangle test finishes its draw from the chunk's xoshiro256** stream.
+// 1.0M values on one thread of this machine: 0.7 ms, against 2.5 ms for the scalar loop of
+// one xoshiro256** stream that drew them before (numpy's generator: ~8 ms).
 namespace ziggurat {
 
 struct Tables {
     uint32_t k[128];
+    float wf[128];  // w rounded to float, for the fast path
     double w[128], f[128];
     static constexpr double r = 3.442619855899;  // start of the tail
     Tables() {
@@ -342,6 +353,7 @@ struct Tables {
             f[i] = std::exp(-0.5 * d * d);
             w[i] = d / m;
         }
+        for (int i = 0; i < 128; ++i) wf[i] = static_cast<float>(w[i]);
     }
 };
 
@@ -353,13 +365,14 @@ inline const Tables &tables() {
 // Uniform in (0, 1), never 0 (the tail takes its log).
 inline double open_uniform(Rng &rng) { return (double(rng.next() >> 11) + 0.5) * 0x1.0p-53; }
 
-inline double draw(Rng &rng, const Tables &z) {
+// The rest of a draw whose candidate (value word hz, layer iz) failed the rectangle test:
+// the base layer's tail, or the wedge test with a uniform from rng; rejected, fresh
+// candidates from rng until one is accepted. The candidates are i.i.d., so the result has
+// exactly the ziggurat's law.
+inline double finish(int32_t hz, int iz, Rng &rng, const Tables &z) {
     for (;;) {
-        const uint64_t bits = rng.next();
-        const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
-        const int iz = static_cast<int>(bits & 127);
-        const uint32_t mag = hz < 0 ? 0u - static_cast<uint32_t>(hz) : static_cast<uint32_t>(hz);
         const double x = hz * z.w[iz];
+        const uint32_t mag = hz < 0 ? 0u - static_cast<uint32_t>(hz) : static_cast<uint32_t>(hz);
         if (mag < z.k[iz]) return x;  // inside the layer's rectangle
         if (iz == 0) {                // the base layer's tail beyond r (Marsaglia 1964)
             double a, b;
@@ -371,23 +384,150 @@ inline double draw(Rng &rng, const Tables &z) {
         }
         if (z.f[iz] + open_uniform(rng) * (z.f[iz - 1] - z.f[iz]) < std::exp(-0.5 * x * x))
             return x;  // in the wedge under the density
+        const uint64_t bits = rng.next();
+        hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
+        iz = static_cast<int>(bits & 127);
     }
 }
 
+constexpr int kLanes = 16;
+
+// 16 xoshiro128** streams (Blackman & Vigna); lane l's state is s[0..3][l].
+struct Lanes {
+    uint32_t s[4][kLanes];
+};
+
+inline uint32_t rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+inline uint32_t lane_next(Lanes &g, int l) {
+    uint32_t &s0 = g.s[0][l], &s1 = g.s[1][l], &s2 = g.s[2][l], &s3 = g.s[3][l];
+    const uint32_t result = rotl32(s1 * 5u, 7) * 9u, t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl32(s3, 11);
+    return result;
+}
+
+// The fast path of `groups` groups of 16 positions: each lane draws its value word hz and
+// then its layer word (layer iz = low 7 bits); out = mean + std * (float(hz) * wf[iz])
+// where |hz| < k[iz], else NaN, and fast[g] has bit l set where lane l of group g passed.
+// (fp-contract off, as in fast_path_avx512: the two paths give the same floats.)
+__attribute__((optimize("fp-contract=off"))) static void fast_path_scalar(
+    float *out, int32_t *hz, int32_t *iz, uint16_t *fast, int64_t groups, Lanes &g,
+    float mean, float std_dev, const Tables &z) {
+    for (int64_t grp = 0; grp < groups; ++grp) {
+        uint32_t value[kLanes], layer[kLanes];
+        for (int l = 0; l < kLanes; ++l) value[l] = lane_next(g, l);
+        for (int l = 0; l < kLanes; ++l) layer[l] = lane_next(g, l);
+        uint16_t mask = 0;
+        for (int l = 0; l < kLanes; ++l) {
+            const int64_t j = grp * kLanes + l;
+            const int32_t h = static_cast<int32_t>(value[l]);
+            const int i = static_cast<int>(layer[l] & 127u);
+            const uint32_t mag = h < 0 ? 0u - static_cast<uint32_t>(h) : static_cast<uint32_t>(h);
+            const float scaled = static_cast<float>(h) * z.wf[i];
+            const float y = mean + std_dev * scaled;
+            hz[j] = h;
+            iz[j] = i;
+            const bool ok = mag < z.k[i];
+            out[j] = ok ? y : __builtin_nanf("");
+            mask = static_cast<uint16_t>(mask | (ok ? 1u << l : 0u));
+        }
+        fast[grp] = mask;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TASTEBUD_NO_TARGET_CLONES)
+#define TASTEBUD_ZIGGURAT_AVX512 1
+// fast_path_scalar in AVX-512 registers: the same words, the same float operations (two
+// multiplies and an add, never fused), so the same values.
+__attribute__((target("avx512f"))) inline __m512i xoshiro128_next(__m512i &s0, __m512i &s1,
+                                                                  __m512i &s2, __m512i &s3) {
+    const __m512i five = _mm512_add_epi32(_mm512_slli_epi32(s1, 2), s1);
+    const __m512i rot = _mm512_rol_epi32(five, 7);
+    const __m512i result = _mm512_add_epi32(_mm512_slli_epi32(rot, 3), rot);
+    const __m512i t = _mm512_slli_epi32(s1, 9);
+    s2 = _mm512_xor_si512(s2, s0);
+    s3 = _mm512_xor_si512(s3, s1);
+    s1 = _mm512_xor_si512(s1, s2);
+    s0 = _mm512_xor_si512(s0, s3);
+    s2 = _mm512_xor_si512(s2, t);
+    s3 = _mm512_rol_epi32(s3, 11);
+    return result;
+}
+
+// (fp-contract off: GCC would otherwise fuse the multiply and the add, as the scalar path
+// compiled for baseline x86-64 cannot, and the two paths would differ in the last bit.)
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) static void fast_path_avx512(
+    float *out, int32_t *hz, int32_t *iz, uint16_t *fast, int64_t groups, Lanes &g,
+    float mean, float std_dev, const Tables &z) {
+    __m512i s0 = _mm512_loadu_si512(g.s[0]), s1 = _mm512_loadu_si512(g.s[1]);
+    __m512i s2 = _mm512_loadu_si512(g.s[2]), s3 = _mm512_loadu_si512(g.s[3]);
+    const __m512 mean_v = _mm512_set1_ps(mean), std_v = _mm512_set1_ps(std_dev);
+    const __m512 nan_v = _mm512_set1_ps(__builtin_nanf(""));
+    const __m512i low7 = _mm512_set1_epi32(127);
+    for (int64_t grp = 0; grp < groups; ++grp) {
+        const __m512i value = xoshiro128_next(s0, s1, s2, s3);
+        const __m512i layer = _mm512_and_si512(xoshiro128_next(s0, s1, s2, s3), low7);
+        const __m512i k = _mm512_i32gather_epi32(layer, z.k, 4);
+        const __m512 w = _mm512_i32gather_ps(layer, z.wf, 4);
+        const __mmask16 ok = _mm512_cmplt_epu32_mask(_mm512_abs_epi32(value), k);
+        const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(value), w);
+        const __m512 y = _mm512_add_ps(mean_v, _mm512_mul_ps(std_v, scaled));
+        _mm512_storeu_ps(out + grp * kLanes, _mm512_mask_blend_ps(ok, nan_v, y));
+        _mm512_storeu_si512(hz + grp * kLanes, value);
+        _mm512_storeu_si512(iz + grp * kLanes, layer);
+        fast[grp] = static_cast<uint16_t>(ok);
+    }
+    _mm512_storeu_si512(g.s[0], s0);
+    _mm512_storeu_si512(g.s[1], s1);
+    _mm512_storeu_si512(g.s[2], s2);
+    _mm512_storeu_si512(g.s[3], s3);
+}
+#endif
+
 }  // namespace ziggurat
 
-// out[0..n) = mean + std * N(0, 1) draws. Values come in chunks of 4096, chunk c from the
-// stream Rng(seed, c, 0x6e6f726d), so the output depends on the seed only, not on the threads.
+// out[0..n) = mean + std * N(0, 1) draws. Values come in chunks of 4096; chunk c's lanes and
+// its scalar stream are seeded from (seed, c), so value t depends on (seed, t) only: not on
+// the threads, and a shorter fill is a prefix of a longer one.
 inline void normal_fill(float *out, int64_t n, double mean, double std_dev, uint64_t seed,
                         int num_threads) {
-    constexpr int64_t chunk = 4096;
+    constexpr int64_t chunk = 4096, L = ziggurat::kLanes;
     const ziggurat::Tables &z = ziggurat::tables();
+#ifdef TASTEBUD_ZIGGURAT_AVX512
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+#endif
     const int64_t chunks = (n + chunk - 1) / chunk;
     parallel_for(chunks, chunks < 16 ? 1 : num_threads, [&](int64_t c) {
-        Rng rng(seed, uint64_t(c), 0x6e6f726dULL);
-        const int64_t end = std::min(n, (c + 1) * chunk);
-        for (int64_t t = c * chunk; t < end; ++t)
-            out[t] = static_cast<float>(mean + std_dev * ziggurat::draw(rng, z));
+        alignas(64) float vals[chunk];
+        alignas(64) int32_t hz[chunk], iz[chunk];
+        uint16_t fast[chunk / L];
+        SplitMix64 sm(SplitMix64::block(seed ^ 0x6e6f726dULL, c).next());
+        ziggurat::Lanes g;
+        for (auto &word : g.s)
+            for (uint32_t &lane : word) lane = static_cast<uint32_t>(sm.next() >> 32);
+        Rng rng(sm.next());
+        const int64_t lo = c * chunk, m = std::min(n, lo + chunk) - lo, groups = (m + L - 1) / L;
+        const float mean_f = static_cast<float>(mean), std_f = static_cast<float>(std_dev);
+#ifdef TASTEBUD_ZIGGURAT_AVX512
+        if (avx512)
+            ziggurat::fast_path_avx512(vals, hz, iz, fast, groups, g, mean_f, std_f, z);
+        else
+#endif
+            ziggurat::fast_path_scalar(vals, hz, iz, fast, groups, g, mean_f, std_f, z);
+        for (int64_t grp = 0; grp < groups; ++grp) {  // the failed lanes, in position order
+            for (unsigned failed = ~unsigned(fast[grp]) & 0xFFFFu; failed; failed &= failed - 1) {
+                const int64_t j = grp * L + __builtin_ctz(failed);
+                if (j >= m) break;
+                const double x = ziggurat::finish(hz[j], iz[j], rng, z);
+                vals[j] = static_cast<float>(mean + std_dev * x);
+            }
+        }
+        std::copy(vals, vals + m, out + lo);
     });
 }
 
