@@ -1001,11 +1001,16 @@ __attribute__((always_inline)) inline double svd_run_users(
         static_for<L>([&](auto lane) __attribute__((always_inline)) {
             constexpr int l = decltype(lane)::value;
             if constexpr ((mask >> l) & 1) {
+// q' = a q + cq p and p' = p + cp q, written so that no operand needs a copy
+                // before the fused multiply-adds that overwrite their first argument (GCC
+                // emitted ~145 register moves per epoch step otherwise; 2-3 % of the fit).
 #pragma GCC unroll 8
                 for (int k = 0; k < V; ++k) {
-                    const svd_a16 pk = p[l][k], qk = q[l][k];
-                    p[l][k] = pk + cp[l] * qk;
-                    q[l][k] = a_qi * qk + cq[l] * pk;
+                    const svd_a16 qk = q[l][k];
+                    svd_a16 q_new = qk * a_qi;
+                    q_new += cq[l] * p[l][k];
+                    p[l][k] += cp[l] * qk;
+                    q[l][k] = q_new;
                 }
                 if (__builtin_expect(scale[l] < 0x1p-16f, 0)) {
 #pragma GCC unroll 8
