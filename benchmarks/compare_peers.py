@@ -12,7 +12,7 @@ Usage::
     python benchmarks/compare_peers.py als --data-dir ../shared/data [--scale 0.2] [--ials] [--memory]
     python benchmarks/compare_peers.py als-memory --recommend   # 10M shape: peak fit memory
     python benchmarks/compare_peers.py bpr --data-dir ../shared/data [--scale 0.2]
-    python benchmarks/compare_peers.py rating --data-dir ../shared/data [--folds 5]
+    python benchmarks/compare_peers.py rating --data-dir ../shared/data [--folds 5] [--seeds 3]
     python benchmarks/compare_peers.py hybrid --data-dir /work/shared/data/ml-100k
 
 Each section prints a table (median of ``--repeats`` runs, ratio against tastebud) and the
