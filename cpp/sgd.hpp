@@ -13,7 +13,7 @@
 #pragma once
 
 #include <algorithm>
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #endif
 #include <cmath>
@@ -327,8 +327,9 @@ inline void bpr_fold_in(const PositiveSet &S, float *U, const float *V, const fl
 // (GCC's vectoriser emulates gathers with scalar loads under its generic tuning), else the
 // same arithmetic lane by lane, giving the same floats (no FMA in either). A position whose
 // candidate fails the rectangle test finishes its draw from the chunk's xoshiro256** stream.
-// 1.0M values on one thread of this machine: 1.4 ms, against 2.9 ms for the scalar loop of
-// one xoshiro256** stream that drew them before (numpy's generator: ~8 ms).
+// 1.0M values on one thread of this machine: 1.4 ms with AVX-512, 3.1 ms lane by lane (other
+// CPUs, clang builds), against 2.7 ms for the scalar loop of one xoshiro256** stream that
+// drew them before (numpy's generator: ~8 ms).
 namespace ziggurat {
 
 struct Tables {
@@ -415,9 +416,14 @@ inline uint32_t lane_next(Lanes &g, int l) {
 // then its layer word (layer iz = low 7 bits); out = mean + std * (float(hz) * wf[iz])
 // where |hz| < k[iz], else NaN, and fast[g] has bit l set where lane l of group g passed.
 // (fp-contract off, as in fast_path_avx512: the two paths give the same floats.)
-__attribute__((optimize("fp-contract=off"))) static void fast_path_scalar(
-    float *out, int32_t *hz, int32_t *iz, uint16_t *fast, int64_t groups, Lanes &g,
-    float mean, float std_dev, const Tables &z) {
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+static void fast_path_scalar(float *out, int32_t *hz, int32_t *iz, uint16_t *fast, int64_t groups,
+                             Lanes &g, float mean, float std_dev, const Tables &z) {
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
     for (int64_t grp = 0; grp < groups; ++grp) {
         uint32_t value[kLanes], layer[kLanes];
         for (int l = 0; l < kLanes; ++l) value[l] = lane_next(g, l);
@@ -440,7 +446,8 @@ __attribute__((optimize("fp-contract=off"))) static void fast_path_scalar(
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(TASTEBUD_NO_TARGET_CLONES)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(TASTEBUD_NO_TARGET_CLONES)
 #define TASTEBUD_ZIGGURAT_AVX512 1
 // fast_path_scalar in AVX-512 registers: the same words, the same float operations (two
 // multiplies and an add, never fused), so the same values.
@@ -493,7 +500,8 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) static void fast
 
 // out[0..n) = mean + std * N(0, 1) draws. Values come in chunks of 4096; chunk c's lanes and
 // its scalar stream are seeded from (seed, c), so value t depends on (seed, t) only: not on
-// the threads, and a shorter fill is a prefix of a longer one.
+// the threads, and a shorter fill is a prefix of a longer one (for one build on one platform:
+// the rare finishing draws use libm's exp and log, and may be contracted differently).
 inline void normal_fill(float *out, int64_t n, double mean, double std_dev, uint64_t seed,
                         int num_threads) {
     constexpr int64_t chunk = 4096, L = ziggurat::kLanes;
@@ -1001,7 +1009,7 @@ __attribute__((always_inline)) inline double svd_run_users(
         static_for<L>([&](auto lane) __attribute__((always_inline)) {
             constexpr int l = decltype(lane)::value;
             if constexpr ((mask >> l) & 1) {
-// q' = a q + cq p and p' = p + cp q, written so that no operand needs a copy
+                // q' = a q + cq p and p' = p + cp q, written so that no operand needs a copy
                 // before the fused multiply-adds that overwrite their first argument (GCC
                 // emitted ~145 register copies in this kernel otherwise; 2-3 % of the fit).
 #pragma GCC unroll 8
@@ -1283,6 +1291,7 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 last[c] = users[t];
             }
         }
+        bool all_short = true;
         for (int c = 0; c < T; ++c) {
             const int64_t b = a * T + c;
             seg[b].push_back(fill[c]);
@@ -1291,11 +1300,12 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
             SplitMix64 sm = SplitMix64::block(prep, b);
             const std::vector<int64_t> &sb = seg[b];
             for (size_t s = 0; s + 1 < sb.size(); ++s) {
-                short_segments[a] &= sb[s + 1] - sb[s] < (int64_t(1) << 31);
+                all_short &= sb[s + 1] - sb[s] < (int64_t(1) << 31);
                 for (int64_t j = sb[s + 1] - 1; j > sb[s]; --j)
                     std::swap(rec[j], rec[sb[s] + int64_t(sm.below(uint64_t(j - sb[s] + 1)))]);
             }
         }
+        short_segments[a] = all_short;
     });
     const bool lanes = sgd_detail::svd_lanes_apply(
         v, h, std::all_of(short_segments.begin(), short_segments.end(), [](char x) { return x; }));
