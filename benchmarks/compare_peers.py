@@ -1127,9 +1127,10 @@ def bench_rating(args: argparse.Namespace) -> None:
         # Warm-up: load (or compile) every Numba kernel once, outside the timings.
         warm = folds[0][0]
         for _, _, make, _ in models:
-            make(0).set_params(
-                **({"epochs": 1} if "epochs" in make(0).get_params() else {})
-            ).fit(warm)
+            model = make(0)
+            if "epochs" in model.get_params():
+                model.set_params(epochs=1)
+            model.fit(warm)
         per_model: dict[str, dict[str, list[float]]] = {}
 
         def add(model: str, key: str, value: float, store: dict = per_model) -> None:
