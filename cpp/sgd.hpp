@@ -1268,26 +1268,61 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
     for (auto &e : epoch_seed) e = seeds.next();
     state = seeds.state;
     std::vector<char> short_segments(size_t(T), 1);
+    // Where the ratings [lo, hi) are sorted by user and, within a user, by item stratum
+    // (CSR order: the models' case), calls run(u, c, k0, k1) for the ratings [k0, k1) of
+    // user u in item stratum c, one call per (u, c) in their order, and returns true;
+    // otherwise returns false, having visited some of the runs.
+    auto sorted_runs = [&](int64_t lo, int64_t hi, auto run) {
+        if (!by_user.empty()) return false;
+        for (int64_t k = lo; k < hi;) {
+            const int32_t u = users[k];
+            for (int c = 0; c < T; ++c) {
+                const int64_t k0 = k;
+                while (k < hi && users[k] == u && strata.is[items[k]] == c) ++k;
+                if (k > k0) run(u, c, k0, k);
+            }
+            if (k < hi && users[k] == u) return false;
+        }
+        return true;
+    };
     parallel_for(T, T, [&](int64_t a) {
         const int64_t lo = first[a], hi = first[a + 1];
         std::vector<int64_t> fill(size_t(T), 0);
-        for (int64_t k = lo; k < hi; ++k) ++fill[strata.is[items[triple(k)]]];
+        // The sizes of blocks (a, 0), ..., (a, T - 1). Runs of a user and stratum are
+        // counted whole: a count per rating would chain every increment through memory.
+        const bool by_runs = sorted_runs(
+            lo, hi, [&](int32_t, int c, int64_t k0, int64_t k1) { fill[c] += k1 - k0; });
+        if (!by_runs) {
+            std::fill(fill.begin(), fill.end(), 0);
+            for (int64_t k = lo; k < hi; ++k) ++fill[strata.is[items[triple(k)]]];
+        }
         int64_t next_start = lo;
         for (int c = 0; c < T; ++c) {  // fill[c]: where block (a, c) is written next
             const int64_t count = fill[c];
             fill[c] = block_start[a * T + c] = next_start;
             next_start += count;
         }
-        std::vector<int32_t> last(size_t(T), -1);  // the user of each block's last segment
-        for (int64_t k = lo; k < hi; ++k) {
-            const int64_t t = triple(k);
-            const int c = strata.is[items[t]];
-            const int64_t b = a * T + c, at = fill[c]++;
-            rec[at] = SvdItemRating{items[t], ratings[t]};
-            if (users[t] != last[c]) {
+        if (by_runs) {
+            sorted_runs(lo, hi, [&](int32_t u, int c, int64_t k0, int64_t k1) {
+                const int64_t b = a * T + c;
+                int64_t at = fill[c];
                 seg[b].push_back(at);
-                seg_user[b].push_back(users[t]);
-                last[c] = users[t];
+                seg_user[b].push_back(u);
+                for (int64_t k = k0; k < k1; ++k) rec[at++] = SvdItemRating{items[k], ratings[k]};
+                fill[c] = at;
+            });
+        } else {  // any order: a rating at a time (the same blocks and segments)
+            std::vector<int32_t> last(size_t(T), -1);  // the user of each block's last segment
+            for (int64_t k = lo; k < hi; ++k) {
+                const int64_t t = triple(k);
+                const int c = strata.is[items[t]];
+                const int64_t b = a * T + c, at = fill[c]++;
+                rec[at] = SvdItemRating{items[t], ratings[t]};
+                if (users[t] != last[c]) {
+                    seg[b].push_back(at);
+                    seg_user[b].push_back(users[t]);
+                    last[c] = users[t];
+                }
             }
         }
         bool all_short = true;

@@ -438,6 +438,32 @@ def test_cpp_svd_fit_users_order_threads_deterministic_and_sorts(threads):
 
 
 @pytest.mark.parametrize(
+    ("threads", "n_users", "n_items", "nnz"),
+    [(1, 40, 30, 700), (2, 60, 40, 9000), (3, 50, 70, 13000), (2, 9, 3, 9000)],
+)
+def test_cpp_svd_fit_users_order_csr_runs_match_any_order(threads, n_users, n_items, nnz):
+    """Triples in CSR order (by user, then item) are cut into blocks a user's run at a time;
+    any other order a rating at a time. Triples interleaved across users, each user's
+    ratings in the same relative order, must give the CSR order's result bit for bit."""
+    core = tastebud.search._core()
+    users, items, ratings, bu, bi, P, Q, hp = _problem(6, n_users, n_items, nnz, 17, np.float32)
+    ratings = np.clip(ratings, 1, 5)
+    csr = np.lexsort((items, users))
+    users, items, ratings = users[csr], items[csr], ratings[csr]
+    first = np.searchsorted(users, users)  # each rating's rank within its user
+    mixed = np.lexsort((users, np.arange(nnz) - first))
+    assert not np.all(np.diff(users[mixed]) >= 0)
+    runs = []
+    for order in (np.arange(nnz), mixed):
+        params = [a.copy() for a in (bu, bi, P, Q)]
+        core.svd_fit(users[order], items[order], ratings[order], *params, hp, 2,
+                     np.array([5], np.uint64), threads, "users")  # fmt: skip
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
     ("threads", "nnz", "factors", "strong_decay"),
     [(2, 9000, 12, False), (3, 13000, 12, False), (2, 9000, 130, False), (3, 13000, 0, False),
      (2, 9000, 12, True)],
@@ -802,8 +828,7 @@ def test_svd_model_matches_reference_unshuffled():
     model = SVD(factors=5, epochs=3, shuffle=False, random_state=3).fit(TRAIN)
     d = _Ratings(TRAIN, None)
     rng = np.random.default_rng(3)
-    P = _normal_init(rng, (d.n_users, 5), 0.0, 0.1, 1)
-    Q = _normal_init(rng, (d.n_items, 5), 0.0, 0.1, 1)
+    P, Q = _normal_init(rng, (d.n_users, d.n_items), 5, 0.0, 0.1, 1)
     bu, bi = np.zeros(d.n_users, np.float32), np.zeros(d.n_items, np.float32)
     hp = np.array([d.mean, 0.005, 0.005, 0.005, 0.005, 0.02, 0.02, 0.02, 0.02], np.float32)
     for _ in range(3):
