@@ -18,6 +18,7 @@
 #endif
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -784,18 +785,24 @@ struct AlignedFloats {
 
 // Copies the rows of a (rows x f) matrix into rows of `stride` floats (zero after f) and
 // back, on up to T threads (each thread a contiguous range of rows).
-inline void pad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T) {
+// Padded row slot[r] holds row r (row r when slot is empty).
+inline void pad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T,
+                     const std::vector<int32_t> &slot = {}) {
     parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
         for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
-            std::copy(src + r * f, src + (r + 1) * f, dst + r * stride);
-            std::fill(dst + r * stride + f, dst + (r + 1) * stride, 0.0f);
+            float *row = dst + (slot.empty() ? r : slot[r]) * stride;
+            std::copy(src + r * f, src + (r + 1) * f, row);
+            std::fill(row + f, row + stride, 0.0f);
         }
     });
 }
-inline void unpad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T) {
+inline void unpad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T,
+                       const std::vector<int32_t> &slot = {}) {
     parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
-        for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r)
-            std::copy(src + r * stride, src + r * stride + f, dst + r * f);
+        for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
+            const float *row = src + (slot.empty() ? r : slot[r]) * stride;
+            std::copy(row, row + f, dst + r * f);
+        }
     });
 }
 
@@ -1143,43 +1150,72 @@ inline void svd_shuffle_records(SvdRecord *rec, int64_t n, uint64_t &state) {
     state = sm.state;
 }
 
-// Splits [0, n) into `parts` contiguous ranges holding about equal numbers of ratings
-// (counts[k] ratings on index k); returns the stratum of every index. Range ends are rounded
-// to multiples of 16 indices so that no two strata share a cache line of the bias arrays.
-inline std::vector<int32_t> svd_strata(const std::vector<int64_t> &counts, int parts) {
+// Splits [0, n) into `parts` contiguous ranges of about equal cost and returns the stratum
+// of every index. Index k costs counts[k] (its ratings) plus `extra` when it has any; end p
+// is the index whose cost before it is closest to p / parts of the total (the lower one on a
+// tie).
+inline std::vector<int32_t> svd_strata(const std::vector<int64_t> &counts, int parts,
+                                       int64_t extra) {
     const int64_t n = static_cast<int64_t>(counts.size());
-    int64_t total = 0;
-    for (int64_t c : counts) total += c;
+    std::vector<int64_t> before(size_t(n) + 1, 0);  // before[k]: the cost of [0, k)
+    for (int64_t k = 0; k < n; ++k)
+        before[k + 1] = before[k] + counts[k] + (counts[k] > 0 ? extra : 0);
     std::vector<int32_t> of(counts.size(), 0);
-    int64_t seen = 0;
-    int part = 0;
-    for (int64_t k = 0; k < n; ++k) {
-        if (k % 16 == 0)
-            part = static_cast<int>(std::min<int64_t>(parts - 1, (seen * parts) / std::max<int64_t>(total, 1)));
-        of[k] = part;
-        seen += counts[k];
+    int64_t start = 0;
+    for (int p = 1; p <= parts; ++p) {
+        int64_t end = n;
+        if (p < parts) {  // costs times `parts` against total * p: no rounding
+            const int64_t target = before[size_t(n)] * p;
+            end = start;
+            while (end < n && before[end] * parts < target) ++end;
+            if (end > start && target - before[end - 1] * parts <= before[end] * parts - target)
+                --end;
+        }
+        for (int64_t k = start; k < end; ++k) of[k] = p - 1;
+        start = end;
     }
     return of;
 }
 
+// The item strata's cost of an item beyond its ratings, in ratings: its row is fetched into
+// L1 at least once per block and epoch. Measured per thread (2 threads, ml-100k, 5 folds,
+// per-block timers): with exact equal-count cuts the long-tail stratum's thread took
+// 0.5-9 % longer than the other; with this cost the slower thread's time per fit fell 3 %
+// below the previous rule's (cuts rounded down to multiples of 16 items); 1 and 3 did no
+// better, 4 worse; ml-latest-small fitted 5 % faster (benchmarks/README.md, stop 18).
+constexpr int64_t kSvdItemRowCost = 2;
+
 // The DSGD strata of every user and item for T threads (all 0 when T == 1): block of a
 // rating = us[user] * T + is[item].
+//
+// The cuts are exact (moving the item cut by 16 items moved 3-8 % of an epoch's work from
+// one thread to the other on ml-100k), so two item strata may meet inside a cache line of
+// the item biases, which both threads write at every update. The kernels therefore index
+// items by slot: item i's bias and padded row live at slot i + 16 * is[i] of their copies,
+// 16 unused slots (64 bytes) between consecutive strata.
 struct SvdStrata {
-    std::vector<int32_t> us, is;
+    // slot: empty (slot i = item i) when T == 1 or when the slots would not fit an int32
+    std::vector<int32_t> us, is, slot;
     int T;
+    int64_t n_slots;
     SvdStrata(const int32_t *users, const int32_t *items, int64_t nnz, int64_t n_users,
               int64_t n_items, int T_)
-        : us(size_t(n_users), 0), is(size_t(n_items), 0), T(T_) {
+        : us(size_t(n_users), 0), is(size_t(n_items), 0), T(T_), n_slots(n_items) {
         if (T == 1) return;
         std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
         for (int64_t t = 0; t < nnz; ++t) {
             ++ucount[users[t]];
             ++icount[items[t]];
         }
-        us = svd_strata(ucount, T);
-        is = svd_strata(icount, T);
+        us = svd_strata(ucount, T, 0);
+        is = svd_strata(icount, T, kSvdItemRowCost);
+        if (n_items + 16 * int64_t(T - 1) > std::numeric_limits<int32_t>::max()) return;
+        slot.resize(size_t(n_items));
+        for (int64_t i = 0; i < n_items; ++i) slot[i] = static_cast<int32_t>(i + 16 * is[i]);
+        n_slots = n_items + 16 * int64_t(T - 1);
     }
     int64_t block(int32_t u, int32_t i) const { return int64_t(us[u]) * T + is[i]; }
+    int32_t slot_of(int32_t i) const { return slot.empty() ? i : slot[i]; }
 };
 
 // The DSGD schedule shared by both orders: `epochs` epochs of T phases; in phase s the T
@@ -1216,8 +1252,9 @@ inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
     }
 }
 
-// The user-major epochs of svd_fit (order="users"; rows already padded to v * 16 floats).
-// Blocks (user stratum, item stratum) as for DSGD (one block when T == 1). Within a block
+// The user-major epochs of svd_fit (order="users"; rows already padded to v * 16 floats, Q
+// and bi indexed by the strata's item slots). Blocks (user stratum, item stratum) as for
+// DSGD (one block when T == 1). Within a block
 // the ratings are grouped by user (a segment per user, users in index order, a user's
 // ratings in array order), then every segment is shuffled once (Fisher-Yates, a stream per
 // block drawn from `prep`). Epoch e runs the phases of DSGD; block b's epoch follows the
@@ -1226,8 +1263,8 @@ inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
 inline void svd_fit_users(const int32_t *users, const int32_t *items, const float *ratings,
                           int64_t nnz, float *bu, float *bi, float *P, float *Q, int64_t n_users,
                           int64_t n_items, int v, const SvdRates &h, int epochs, uint64_t &state,
-                          int T, double *sse_out) {
-    const SvdStrata strata(users, items, nnz, n_users, n_items, T);
+                          const SvdStrata &strata, double *sse_out) {
+    const int T = strata.T;
     // The ratings in user order (stable): position k holds triple by_user[k], or triple k
     // where the triples are already sorted by user (the models pass them so).
     bool sorted = true;
@@ -1308,7 +1345,8 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 int64_t at = fill[c];
                 seg[b].push_back(at);
                 seg_user[b].push_back(u);
-                for (int64_t k = k0; k < k1; ++k) rec[at++] = SvdItemRating{items[k], ratings[k]};
+                for (int64_t k = k0; k < k1; ++k)
+                    rec[at++] = SvdItemRating{strata.slot_of(items[k]), ratings[k]};
                 fill[c] = at;
             });
         } else {  // any order: a rating at a time (the same blocks and segments)
@@ -1317,7 +1355,7 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 const int64_t t = triple(k);
                 const int c = strata.is[items[t]];
                 const int64_t b = a * T + c, at = fill[c]++;
-                rec[at] = SvdItemRating{items[t], ratings[t]};
+                rec[at] = SvdItemRating{strata.slot_of(items[t]), ratings[t]};
                 if (users[t] != last[c]) {
                     seg[b].push_back(at);
                     seg_user[b].push_back(users[t]);
@@ -1363,9 +1401,10 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
 // num_threads == 1: the sequential algorithm (each epoch one uniform shuffle, svd_shuffle's
 // permutation). T = num_threads > 1: stratified SGD (DSGD, Gemulla, Nijkamp, Haas & Sismanis
 // 2011) instead of Hogwild: users and items are cut into T contiguous strata of about equal
-// rating counts, giving T x T blocks; an epoch is T phases, and in phase s the blocks
-// (a, (a + s) mod T) run in parallel (svd_dsgd_epochs), each block's ratings shuffled with a
-// stream drawn from (state, epoch, block). Blocks of one phase share no user and no item,
+// cost (svd_strata: ratings, plus kSvdItemRowCost per item), giving T x T blocks; an epoch
+// is T phases, and in phase s the blocks (a, (a + s) mod T) run in parallel
+// (svd_dsgd_epochs), each block's ratings shuffled with a stream drawn from (state, epoch,
+// block). Blocks of one phase share no user and no item,
 // so the threads never write the same parameters (no races, no cache lines bouncing
 // between cores, which made Hogwild on ml-100k slower than one thread) and the result does
 // not depend on timing: deterministic for a given thread count, though not equal to the
@@ -1384,13 +1423,18 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
 #ifndef _OPENMP
     T = 1;
 #endif
-    sgd_detail::AlignedFloats Pp(n_users * stride), Qp(n_items * stride);
+    const SvdStrata strata(users, items, nnz, n_users, n_items, T);
+    // The item rows and biases by slot (SvdStrata): bi itself when T == 1.
+    sgd_detail::AlignedFloats Pp(n_users * stride), Qp(strata.n_slots * stride);
     sgd_detail::pad_rows(P, Pp.data, n_users, f, stride, T);
-    sgd_detail::pad_rows(Q, Qp.data, n_items, f, stride, T);
+    sgd_detail::pad_rows(Q, Qp.data, n_items, f, stride, T, strata.slot);
+    std::vector<float> bi_slots(strata.slot.empty() ? 0 : size_t(strata.n_slots), 0.0f);
+    for (int64_t i = 0; i < int64_t(strata.slot.size()); ++i) bi_slots[strata.slot[i]] = bi[i];
+    float *const bs = strata.slot.empty() ? bi : bi_slots.data();
     std::vector<SvdRecord> rec(static_cast<size_t>(user_major && shuffle_state ? 0 : nnz));
     if (user_major && shuffle_state) {
-        svd_fit_users(users, items, ratings, nnz, bu, bi, Pp.data, Qp.data, n_users, n_items, v,
-                      h, epochs, *shuffle_state, T, sse_out);
+        svd_fit_users(users, items, ratings, nnz, bu, bs, Pp.data, Qp.data, n_users, n_items, v,
+                      h, epochs, *shuffle_state, strata, sse_out);
     } else if (T == 1) {
         for (int64_t t = 0; t < nnz; ++t) rec[t] = SvdRecord{users[t], items[t], ratings[t], 0};
         for (int e = 0; e < epochs; ++e) {
@@ -1399,7 +1443,6 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
                                                        Qp.data, v, h);
         }
     } else {
-        const SvdStrata strata(users, items, nnz, n_users, n_items, T);
         // Counting sort of the records into blocks (a, b) = (user stratum, item stratum),
         // stable: within a block the ratings keep their array order.
         std::vector<int64_t> start(size_t(T) * T + 1, 0);
@@ -1408,7 +1451,7 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
         std::vector<int64_t> fill(start.begin(), start.end() - 1);
         for (int64_t t = 0; t < nnz; ++t)
             rec[fill[strata.block(users[t], items[t])]++] =
-                SvdRecord{users[t], items[t], ratings[t], 0};
+                SvdRecord{users[t], strata.slot_of(items[t]), ratings[t], 0};
         std::vector<uint64_t> epoch_seed(epochs, 0);
         if (shuffle_state) {
             SplitMix64 sm(*shuffle_state);
@@ -1422,11 +1465,12 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
                 uint64_t st = SplitMix64::block(epoch_seed[e], b).state;
                 svd_shuffle_records(blk, m, st);
             }
-            return sgd_detail::svd_worker_padded(blk, 0, m, bu, bi, Pp.data, Qp.data, v, h);
+            return sgd_detail::svd_worker_padded(blk, 0, m, bu, bs, Pp.data, Qp.data, v, h);
         });
     }
     sgd_detail::unpad_rows(Pp.data, P, n_users, f, stride, T);
-    sgd_detail::unpad_rows(Qp.data, Q, n_items, f, stride, T);
+    sgd_detail::unpad_rows(Qp.data, Q, n_items, f, stride, T, strata.slot);
+    for (int64_t i = 0; i < int64_t(strata.slot.size()); ++i) bi[i] = bi_slots[strata.slot[i]];
 }
 
 }  // namespace tastebud

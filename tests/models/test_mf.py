@@ -214,30 +214,54 @@ def _splitmix(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 31)
 
 
-def _strata(counts: np.ndarray, parts: int) -> np.ndarray:
-    """svd_strata: contiguous ranges of about equal rating counts, cut at multiples of 16."""
-    total = max(int(counts.sum()), 1)
-    out = np.zeros(counts.size, np.int64)
-    seen, part = 0, 0
-    for k in range(counts.size):
-        if k % 16 == 0:
-            part = min(parts - 1, seen * parts // total)
-        out[k] = part
-        seen += int(counts[k])
+def _strata(counts: np.ndarray, parts: int, extra: int = 0) -> np.ndarray:
+    """svd_strata: contiguous ranges of about equal cost (an index costs its ratings, plus
+    ``extra`` when it has any), each cut at the index nearest its share (lower on a tie)."""
+    cost = counts.astype(np.int64) + extra * (counts > 0)
+    before = np.concatenate([[0], np.cumsum(cost)])
+    n, total = counts.size, int(before[-1])
+    out = np.zeros(n, np.int64)
+    start = 0
+    for p in range(1, parts + 1):
+        end = n
+        if p < parts:
+            end = start
+            while end < n and before[end] * parts < total * p:
+                end += 1
+            if (
+                end > start
+                and total * p - before[end - 1] * parts <= before[end] * parts - total * p
+            ):
+                end -= 1
+        out[start:end] = p - 1
+        start = end
     return out
 
 
-@pytest.mark.parametrize(("threads", "nnz"), [(2, 9000), (3, 13000)])
-def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz):
+#: cpp/sgd.hpp kSvdItemRowCost: an item's cost beyond its ratings in the item strata
+_ITEM_ROW_COST = 2
+
+
+@pytest.mark.parametrize(
+    ("threads", "nnz", "n_items", "sparse_tail"),
+    [(2, 9000, 50, False), (3, 13000, 50, False), (2, 9000, 3000, True), (3, 13000, 5000, True)],
+)
+def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz, n_items, sparse_tail):
     """num_threads > 1 runs DSGD: replayed block by block with the exact Numba epoch.
 
     Blocks of one phase share no user and no item, so running them one after the other
     gives the same iterates as running them on parallel threads: the multi-threaded fit is
-    a deterministic function of its inputs (rounding aside, as for one thread).
+    a deterministic function of its inputs (rounding aside, as for one thread). With a
+    sparse tail (most items of the upper half unrated) the item cost of the strata moves
+    the cuts, and the item biases and rows sit at slots with gaps between strata.
     """
     core = tastebud.search._core()
-    n_users, n_items = 70, 50
+    n_users = 70
     users, items, ratings, bu, bi, P, Q, hp = _problem(5, n_users, n_items, nnz, 12, np.float32)
+    if sparse_tail:
+        items = np.where(items < n_items // 2, items, items // 7 * 7).astype(np.int32)
+        counts = np.bincount(items, minlength=n_items)
+        assert (_strata(counts, threads) != _strata(counts, threads, _ITEM_ROW_COST)).any()
     ratings = np.clip(ratings, 1, 5)
     hp[0] = ratings.mean()
     mine = [a.copy() for a in (bu, bi, P, Q)]
@@ -252,7 +276,7 @@ def test_cpp_svd_fit_stratified_threads_replay_serially(threads, nnz):
 
     T = threads
     us = _strata(np.bincount(users, minlength=n_users), T)
-    its = _strata(np.bincount(items, minlength=n_items), T)
+    its = _strata(np.bincount(items, minlength=n_items), T, _ITEM_ROW_COST)
     key = us[users] * T + its[items]
     order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(key[order], np.arange(T * T + 1))
@@ -488,7 +512,7 @@ def test_cpp_svd_fit_users_order_threads_replay_serially(threads, nnz, factors, 
 
     T = threads
     us = _strata(np.bincount(users, minlength=n_users), T)
-    its = _strata(np.bincount(items, minlength=n_items), T)
+    its = _strata(np.bincount(items, minlength=n_items), T, _ITEM_ROW_COST)
     key = us[users] * T + its[items]
     order = np.argsort(key, kind="stable")  # by block, then by user (users sorted)
     bounds = np.searchsorted(key[order], np.arange(T * T + 1))

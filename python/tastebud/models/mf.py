@@ -576,7 +576,8 @@ class SVD(_RatingModel):
     num_threads : int
         1 (default) runs the sequential algorithm. More threads (0 = all cores) run
         stratified SGD (DSGD, Gemulla et al. 2011) rather than Hogwild: users and items are
-        cut into ``T`` strata of about equal rating counts and each epoch runs ``T`` phases
+        cut into ``T`` strata of about equal work (ratings, plus a little per distinct
+        item for the first fetch of its row) and each epoch runs ``T`` phases
         in which every thread owns one block (user stratum x item stratum) that shares no
         row with the others' blocks; each block follows ``order`` within itself. No two
         threads write the same parameters, so the result is deterministic for a given
