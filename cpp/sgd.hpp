@@ -787,7 +787,7 @@ struct AlignedFloats {
 // back, on up to T threads (each thread a contiguous range of rows).
 // Padded row slot[r] holds row r (row r when slot is empty).
 inline void pad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T,
-                     const std::vector<int32_t> &slot = {}) {
+                     const std::vector<int32_t> &slot) {
     parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
         for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
             float *row = dst + (slot.empty() ? r : slot[r]) * stride;
@@ -797,7 +797,7 @@ inline void pad_rows(const float *src, float *dst, int64_t rows, int f, int64_t 
     });
 }
 inline void unpad_rows(const float *src, float *dst, int64_t rows, int f, int64_t stride, int T,
-                       const std::vector<int32_t> &slot = {}) {
+                       const std::vector<int32_t> &slot) {
     parallel_for(T, rows < 4096 ? 1 : T, [&](int64_t t) {
         for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
             const float *row = src + (slot.empty() ? r : slot[r]) * stride;
@@ -1189,18 +1189,28 @@ constexpr int64_t kSvdItemRowCost = 2;
 // rating = us[user] * T + is[item].
 //
 // The cuts are exact (moving the item cut by 16 items moved 3-8 % of an epoch's work from
-// one thread to the other on ml-100k), so two item strata may meet inside a cache line of
-// the item biases, which both threads write at every update. The kernels therefore index
-// items by slot: item i's bias and padded row live at slot i + 16 * is[i] of their copies,
-// 16 unused slots (64 bytes) between consecutive strata.
+// one thread to the other on ml-100k), so two strata may meet inside a cache line of the
+// bias arrays, which the threads write at every update. The kernels therefore index users
+// and items by slot: id k of stratum s has its bias and padded row at slot k + 16 s of
+// their copies, 16 unused slots (64 bytes) between consecutive strata.
+struct SvdSlots {
+    std::vector<int32_t> of;  // empty (slot k = k) when T == 1 or the slots would not fit int32
+    int64_t n;                // number of slots
+    SvdSlots(const std::vector<int32_t> &stratum, int T) : n(int64_t(stratum.size())) {
+        if (T == 1 || n + 16 * int64_t(T - 1) > std::numeric_limits<int32_t>::max()) return;
+        of.resize(stratum.size());
+        for (int64_t k = 0; k < n; ++k) of[k] = static_cast<int32_t>(k + 16 * stratum[k]);
+        n += 16 * int64_t(T - 1);
+    }
+    int32_t operator()(int32_t k) const { return of.empty() ? k : of[k]; }
+};
+
 struct SvdStrata {
-    // slot: empty (slot i = item i) when T == 1 or when the slots would not fit an int32
-    std::vector<int32_t> us, is, slot;
+    std::vector<int32_t> us, is;
     int T;
-    int64_t n_slots;
     SvdStrata(const int32_t *users, const int32_t *items, int64_t nnz, int64_t n_users,
               int64_t n_items, int T_)
-        : us(size_t(n_users), 0), is(size_t(n_items), 0), T(T_), n_slots(n_items) {
+        : us(size_t(n_users), 0), is(size_t(n_items), 0), T(T_) {
         if (T == 1) return;
         std::vector<int64_t> ucount(n_users, 0), icount(n_items, 0);
         for (int64_t t = 0; t < nnz; ++t) {
@@ -1209,13 +1219,8 @@ struct SvdStrata {
         }
         us = svd_strata(ucount, T, 0);
         is = svd_strata(icount, T, kSvdItemRowCost);
-        if (n_items + 16 * int64_t(T - 1) > std::numeric_limits<int32_t>::max()) return;
-        slot.resize(size_t(n_items));
-        for (int64_t i = 0; i < n_items; ++i) slot[i] = static_cast<int32_t>(i + 16 * is[i]);
-        n_slots = n_items + 16 * int64_t(T - 1);
     }
     int64_t block(int32_t u, int32_t i) const { return int64_t(us[u]) * T + is[i]; }
-    int32_t slot_of(int32_t i) const { return slot.empty() ? i : slot[i]; }
 };
 
 // The DSGD schedule shared by both orders: `epochs` epochs of T phases; in phase s the T
@@ -1252,8 +1257,8 @@ inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
     }
 }
 
-// The user-major epochs of svd_fit (order="users"; rows already padded to v * 16 floats, Q
-// and bi indexed by the strata's item slots). Blocks (user stratum, item stratum) as for
+// The user-major epochs of svd_fit (order="users"; rows already padded to v * 16 floats;
+// P, bu, Q and bi indexed by slot, SvdSlots). Blocks (user stratum, item stratum) as for
 // DSGD (one block when T == 1). Within a block
 // the ratings are grouped by user (a segment per user, users in index order, a user's
 // ratings in array order), then every segment is shuffled once (Fisher-Yates, a stream per
@@ -1263,7 +1268,8 @@ inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
 inline void svd_fit_users(const int32_t *users, const int32_t *items, const float *ratings,
                           int64_t nnz, float *bu, float *bi, float *P, float *Q, int64_t n_users,
                           int64_t n_items, int v, const SvdRates &h, int epochs, uint64_t &state,
-                          const SvdStrata &strata, double *sse_out) {
+                          const SvdStrata &strata, const SvdSlots &user_slot,
+                          const SvdSlots &item_slot, double *sse_out) {
     const int T = strata.T;
     // The ratings in user order (stable): position k holds triple by_user[k], or triple k
     // where the triples are already sorted by user (the models pass them so).
@@ -1344,9 +1350,9 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 const int64_t b = a * T + c;
                 int64_t at = fill[c];
                 seg[b].push_back(at);
-                seg_user[b].push_back(u);
+                seg_user[b].push_back(user_slot(u));
                 for (int64_t k = k0; k < k1; ++k)
-                    rec[at++] = SvdItemRating{strata.slot_of(items[k]), ratings[k]};
+                    rec[at++] = SvdItemRating{item_slot(items[k]), ratings[k]};
                 fill[c] = at;
             });
         } else {  // any order: a rating at a time (the same blocks and segments)
@@ -1355,10 +1361,10 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
                 const int64_t t = triple(k);
                 const int c = strata.is[items[t]];
                 const int64_t b = a * T + c, at = fill[c]++;
-                rec[at] = SvdItemRating{strata.slot_of(items[t]), ratings[t]};
+                rec[at] = SvdItemRating{item_slot(items[t]), ratings[t]};
                 if (users[t] != last[c]) {
                     seg[b].push_back(at);
-                    seg_user[b].push_back(users[t]);
+                    seg_user[b].push_back(user_slot(users[t]));
                     last[c] = users[t];
                 }
             }
@@ -1424,17 +1430,24 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
     T = 1;
 #endif
     const SvdStrata strata(users, items, nnz, n_users, n_items, T);
-    // The item rows and biases by slot (SvdStrata): bi itself when T == 1.
-    sgd_detail::AlignedFloats Pp(n_users * stride), Qp(strata.n_slots * stride);
-    sgd_detail::pad_rows(P, Pp.data, n_users, f, stride, T);
-    sgd_detail::pad_rows(Q, Qp.data, n_items, f, stride, T, strata.slot);
-    std::vector<float> bi_slots(strata.slot.empty() ? 0 : size_t(strata.n_slots), 0.0f);
-    for (int64_t i = 0; i < int64_t(strata.slot.size()); ++i) bi_slots[strata.slot[i]] = bi[i];
-    float *const bs = strata.slot.empty() ? bi : bi_slots.data();
+    // The rows and biases by slot (SvdSlots; bu and bi themselves when T == 1).
+    const SvdSlots user_slot(strata.us, T), item_slot(strata.is, T);
+    sgd_detail::AlignedFloats Pp(user_slot.n * stride), Qp(item_slot.n * stride);
+    sgd_detail::pad_rows(P, Pp.data, n_users, f, stride, T, user_slot.of);
+    sgd_detail::pad_rows(Q, Qp.data, n_items, f, stride, T, item_slot.of);
+    auto slotted = [](float *b, const SvdSlots &slot, std::vector<float> &copy) {
+        if (slot.of.empty()) return b;
+        copy.assign(size_t(slot.n), 0.0f);
+        for (size_t k = 0; k < slot.of.size(); ++k) copy[slot.of[k]] = b[k];
+        return copy.data();
+    };
+    std::vector<float> bu_copy, bi_copy;
+    float *const bus = slotted(bu, user_slot, bu_copy);
+    float *const bis = slotted(bi, item_slot, bi_copy);
     std::vector<SvdRecord> rec(static_cast<size_t>(user_major && shuffle_state ? 0 : nnz));
     if (user_major && shuffle_state) {
-        svd_fit_users(users, items, ratings, nnz, bu, bs, Pp.data, Qp.data, n_users, n_items, v,
-                      h, epochs, *shuffle_state, strata, sse_out);
+        svd_fit_users(users, items, ratings, nnz, bus, bis, Pp.data, Qp.data, n_users, n_items,
+                      v, h, epochs, *shuffle_state, strata, user_slot, item_slot, sse_out);
     } else if (T == 1) {
         for (int64_t t = 0; t < nnz; ++t) rec[t] = SvdRecord{users[t], items[t], ratings[t], 0};
         for (int e = 0; e < epochs; ++e) {
@@ -1451,7 +1464,7 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
         std::vector<int64_t> fill(start.begin(), start.end() - 1);
         for (int64_t t = 0; t < nnz; ++t)
             rec[fill[strata.block(users[t], items[t])]++] =
-                SvdRecord{users[t], strata.slot_of(items[t]), ratings[t], 0};
+                SvdRecord{user_slot(users[t]), item_slot(items[t]), ratings[t], 0};
         std::vector<uint64_t> epoch_seed(epochs, 0);
         if (shuffle_state) {
             SplitMix64 sm(*shuffle_state);
@@ -1465,12 +1478,13 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
                 uint64_t st = SplitMix64::block(epoch_seed[e], b).state;
                 svd_shuffle_records(blk, m, st);
             }
-            return sgd_detail::svd_worker_padded(blk, 0, m, bu, bs, Pp.data, Qp.data, v, h);
+            return sgd_detail::svd_worker_padded(blk, 0, m, bus, bis, Pp.data, Qp.data, v, h);
         });
     }
-    sgd_detail::unpad_rows(Pp.data, P, n_users, f, stride, T);
-    sgd_detail::unpad_rows(Qp.data, Q, n_items, f, stride, T, strata.slot);
-    for (int64_t i = 0; i < int64_t(strata.slot.size()); ++i) bi[i] = bi_slots[strata.slot[i]];
+    sgd_detail::unpad_rows(Pp.data, P, n_users, f, stride, T, user_slot.of);
+    sgd_detail::unpad_rows(Qp.data, Q, n_items, f, stride, T, item_slot.of);
+    for (size_t k = 0; k < user_slot.of.size(); ++k) bu[k] = bu_copy[user_slot.of[k]];
+    for (size_t k = 0; k < item_slot.of.size(); ++k) bi[k] = bi_copy[item_slot.of[k]];
 }
 
 }  // namespace tastebud
