@@ -1267,7 +1267,7 @@ inline void svd_dsgd_epochs(int T, int epochs, double *sse_out, RunBlock run) {
 // first output of SplitMix64(state), the epoch seeds the next `epochs` outputs.
 inline void svd_fit_users(const int32_t *users, const int32_t *items, const float *ratings,
                           int64_t nnz, float *bu, float *bi, float *P, float *Q, int64_t n_users,
-                          int64_t n_items, int v, const SvdRates &h, int epochs, uint64_t &state,
+                          int v, const SvdRates &h, int epochs, uint64_t &state,
                           const SvdStrata &strata, const SvdSlots &user_slot,
                           const SvdSlots &item_slot, double *sse_out) {
     const int T = strata.T;
@@ -1298,7 +1298,6 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
         first[a] = lo;
     }
     const int64_t n_blocks = int64_t(T) * T;
-    std::vector<int64_t> block_start(size_t(n_blocks) + 1, nnz);
     std::vector<SvdItemRating> rec(static_cast<size_t>(nnz));
     // Segments of block b (a block's ratings of one user): starts seg[b][s] and the block's
     // end as a last entry, users seg_user[b][s]; order[b]: the kernel's scratch.
@@ -1342,7 +1341,7 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
         int64_t next_start = lo;
         for (int c = 0; c < T; ++c) {  // fill[c]: where block (a, c) is written next
             const int64_t count = fill[c];
-            fill[c] = block_start[a * T + c] = next_start;
+            fill[c] = next_start;
             next_start += count;
         }
         if (by_runs) {
@@ -1388,14 +1387,14 @@ inline void svd_fit_users(const int32_t *users, const int32_t *items, const floa
     const bool lanes = sgd_detail::svd_lanes_apply(
         v, h, std::all_of(short_segments.begin(), short_segments.end(), [](char x) { return x; }));
     // The general path's records, allocated here (an allocation failure inside the
-    // parallel region would end the process): block b uses [block_start[b], ...).
+    // parallel region would end the process): block b uses [seg[b].front(), ...).
     std::vector<SvdRecord> scratch(lanes ? 0 : static_cast<size_t>(nnz));
     svd_dsgd_epochs(T, epochs, sse_out, [&](int e, int64_t b) {
         SplitMix64 sm = SplitMix64::block(epoch_seed[e], b);
         return sgd_detail::svd_worker_users(
             rec.data(), seg[b].data(), seg_user[b].data(), int64_t(seg_user[b].size()),
             order[b].data(), sm, bu, bi, P, Q, v, h, lanes,
-            lanes ? nullptr : scratch.data() + block_start[b]);
+            lanes ? nullptr : scratch.data() + seg[b].front());
     });
 }
 
@@ -1446,8 +1445,8 @@ inline void svd_fit(const int32_t *users, const int32_t *items, const float *rat
     float *const bis = slotted(bi, item_slot, bi_copy);
     std::vector<SvdRecord> rec(static_cast<size_t>(user_major && shuffle_state ? 0 : nnz));
     if (user_major && shuffle_state) {
-        svd_fit_users(users, items, ratings, nnz, bus, bis, Pp.data, Qp.data, n_users, n_items,
-                      v, h, epochs, *shuffle_state, strata, user_slot, item_slot, sse_out);
+        svd_fit_users(users, items, ratings, nnz, bus, bis, Pp.data, Qp.data, n_users, v, h,
+                      epochs, *shuffle_state, strata, user_slot, item_slot, sse_out);
     } else if (T == 1) {
         for (int64_t t = 0; t < nnz; ++t) rec[t] = SvdRecord{users[t], items[t], ratings[t], 0};
         for (int e = 0; e < epochs; ++e) {

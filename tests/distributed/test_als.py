@@ -473,7 +473,7 @@ def test_mesh_accepts_every_rank_of_a_large_mesh():
     whatever the size of the hello."""
     import socket
 
-    distributed_als.open_listener("mesh-big:0", dask_worker=type("W", (), {"address": WORKER}))
+    _listen("mesh-big", 1)
     listener, _ = distributed_als._LISTENERS.pop(("mesh-big:0", WORKER))
     mesh = distributed_als._Mesh.__new__(distributed_als._Mesh)
     mesh.control, mesh.rank, mesh.peers, mesh.tls_server = _FakeControl("mesh-big:0"), 0, {}, None

@@ -956,8 +956,7 @@ class _BlockALS:
         if not self.p["calculate_loss"]:
             return None
         cui = self.sides[0]["matrix"]
-        return self.model._loss(csr_parts(cui), self.x, self.y, *self.reg,
-                                cui.shape[0] * cui.shape[1], self.p)  # fmt: skip
+        return self.model._loss(csr_parts(cui), self.x, self.y, *self.reg, self.loss_scale, self.p)
 
     def _checkpoint(
         self, it: int, losses: list[float], factors: tuple[np.ndarray, np.ndarray] | None = None

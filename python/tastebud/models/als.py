@@ -291,6 +291,8 @@ class ALS(PopularityFallback, Recommender):
         u_parts, i_parts = csr_parts(cui), csr_parts(ciu)
         kernel = core()
         losses: list[float] = []
+        if self.calculate_training_loss:
+            scale = _loss_scale(u_parts[2], n * m, p)
         callback = getattr(self, "_callback", None)
         with tqdm(
             total=p["iterations"], disable=not self.show_progress, desc="ALS", leave=False
@@ -306,7 +308,7 @@ class ALS(PopularityFallback, Recommender):
                 seconds = time.perf_counter() - t0
                 loss = None
                 if self.calculate_training_loss:
-                    loss = self._loss(u_parts, x, y, reg_u, reg_i, n * m, p)
+                    loss = self._loss(u_parts, x, y, reg_u, reg_i, scale, p)
                     losses.append(loss)
                     bar.set_postfix(loss=f"{loss:.5g}")
                 bar.update(1)
@@ -322,11 +324,12 @@ class ALS(PopularityFallback, Recommender):
         self.seen_ = cui
         self._refresh_popularity()
 
-    def _loss(self, parts, x, y, reg_u, reg_i, cells, p) -> float:  # type: ignore[no-untyped-def]
+    def _loss(self, parts, x, y, reg_u, reg_i, scale, p) -> float:  # type: ignore[no-untyped-def]
+        """The training loss divided by ``scale`` (``_loss_scale``, computed once per fit)."""
         gram = _gram_of(y, 1.0, p["threads"], p["dtype"])
         rows = core().als_loss(*parts, y, gram, reg_u, x, p["alpha"], p["w0"], p["threads"])
         total = float(rows.sum()) + float(reg_i @ np.einsum("ij,ij->i", y, y, dtype=np.float64))
-        return total / _loss_scale(parts[2], cells, p)
+        return total / scale
 
     # ----------------------------------------------------------------- solving rows
     def _gram(self) -> np.ndarray:

@@ -35,7 +35,6 @@ user, which does not change a user's ranking. ``score`` returns these ranking sc
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from typing import Any, ClassVar
@@ -144,12 +143,8 @@ class _Ratings:
         self.users = np.repeat(np.arange(self.n_users, dtype=np.int32), self.user_counts)
         self.ratings = values
         self.mean = float(values.mean(dtype=np.float64))
+        self.item_counts = np.bincount(self.items, minlength=self.n_items)
         self.scale = scale if scale is not None else (low, high)
-
-    @functools.cached_property
-    def item_counts(self) -> np.ndarray:
-        """Training ratings of every item."""
-        return np.bincount(self.items, minlength=self.n_items)
 
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fresh copies of (users, items, ratings) in CSR order, for in-place shuffling."""
