@@ -300,7 +300,7 @@ def _svd_epoch(users, items, ratings, n_chunks, bu, bi, P, Q, hp, exact):  # pra
             else:
                 dot = _dot_fast(P, u, Q, i, n, zero)
             err = ratings[t] - (mu + bu[u] + bi[i] + dot)
-            acc += float(err) * float(err)
+            acc += np.float64(err) * np.float64(err)
             bu[u] += lr_bu * (err - reg_bu * bu[u])
             bi[i] += lr_bi * (err - reg_bi * bi[i])
             if exact:
@@ -391,7 +391,7 @@ def _svdpp_epoch(
                 else:
                     dot = _dot_fast(Q, i, pz, 0, n, zero)
                 err = ratings[o] - (mu + bu[u] + bi[i] + dot)
-                acc += float(err) * float(err)
+                acc += np.float64(err) * np.float64(err)
                 bu[u] += lr_bu * (err - reg_bu * bu[u])
                 bi[i] += lr_bi * (err - reg_bi * bi[i])
                 for f in range(n):
@@ -451,12 +451,12 @@ def _als_solve(indptr, indices, targets, Y, reg, n_chunks, X):  # pragma: no cov
             b[:] = 0.0
             for p in range(lo, hi):
                 j = indices[p]
-                t = float(targets[p])
+                t = np.float64(targets[p])
                 for f in range(k):
-                    yf = float(Y[j, f])
+                    yf = np.float64(Y[j, f])
                     b[f] += t * yf
                     for g in range(f + 1):
-                        A[f, g] += yf * float(Y[j, g])
+                        A[f, g] += yf * np.float64(Y[j, g])
             lam = reg * (hi - lo)
             # In-place Cholesky (lower triangle), then forward and back substitution.
             for f in range(k):
